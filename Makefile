@@ -1,0 +1,49 @@
+# seedhp — `make help` lists the targets. Every target creates .venv first when it is missing
+# or older than pyproject.toml.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+SEEDS  ?= 100
+STORE  := sqlite:///$(CURDIR)/outputs/mlflow.db
+
+.DEFAULT_GOAL := help
+.PHONY: help run test test-all lint ui clean bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing seedhp and its dependencies into $(VENV) (first time: about a minute)"
+	@$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v 'is ignored' || true
+	@# compat mode: Hydra discovers plugins by scanning the hydra_plugins namespace on sys.path
+	@$(PY) -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat 2>&1 \
+		| grep -vE 'is ignored|BuildBackendWarning|^\s*$$|!!|\*\*\*|editable|strategy|lenient|development_mode|mode = ' || true
+	@$(PY) -c "import seedhp, hydra_plugins.seedhp, torch, torchvision, mlflow, optuna" \
+		|| { echo "install failed"; exit 1; }
+	@touch $(STAMP)
+
+run: $(STAMP) ## the main job: a seed sweep on the embedded digits data (SEEDS=100)
+	$(PY) -m seedhp -m seed='range(0,$(SEEDS))'
+
+test: $(STAMP) ## the test suite without `slow` tests (under 10 minutes on 2 cores)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP) ## every test, `slow` ones included
+	$(PY) -m pytest -q -m 'not gpu'
+
+lint: $(STAMP) ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+ui: $(STAMP) ## the MLflow UI on the project's store (http://127.0.0.1:5000)
+	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port 5000
+
+bench: $(STAMP) ## benchmarks/: sweep overhead (writes benchmarks/results/*.json)
+	$(PY) benchmarks/sweep_overhead.py
+
+clean: ## remove outputs (runs, sweeps, MLflow store) and caches; keeps .venv
+	rm -rf outputs/* multirun .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
+	touch outputs/.gitkeep

@@ -1,0 +1,262 @@
+"""Data: a data set's official train/test parts, the validation carve, and per-seed batches.
+
+Everything is a tensor held on the training device: no DataLoader on the hot path. Images are
+(N, C, H, W), flat examples (N, F); raw values stay in their stored dtype (uint8 for the image
+data sets) and are normalised batch by batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from seedhp.errors import ConfigError
+
+AUGMENTS = ("none", "flip", "crop", "crop_flip")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A data set's official parts. x: (N, *shape), raw values; y: (N,) int64 labels."""
+
+    name: str
+    train_x: Tensor
+    train_y: Tensor
+    test_x: Tensor
+    test_y: Tensor
+    num_classes: int
+    scale: float  # raw / scale lies in [0, 1] (or is already standardised for synthetic)
+    mean: tuple[float, ...]  # per channel, after scaling
+    std: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Part:
+    x: Tensor
+    y: Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Train, validation (carved from the official train part) and the official test part."""
+
+    name: str
+    train: Part
+    val: Part
+    test: Part
+    num_classes: int
+    scale: float
+    mean: Tensor  # (C, 1, 1) for images, () for flat examples
+    std: Tensor
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of one example: (C, H, W) or (F,)."""
+        return tuple(self.train.x.shape[1:])
+
+    def to(self, device: torch.device) -> Splits:
+        def move(p: Part) -> Part:
+            return Part(p.x.to(device), p.y.to(device))
+
+        return replace(self, train=move(self.train), val=move(self.val), test=move(self.test),
+                       mean=self.mean.to(device), std=self.std.to(device))
+
+    def normalize(self, x: Tensor) -> Tensor:
+        """Raw examples (N, *shape) -> float32 standardised per channel."""
+        return (x.float() / self.scale - self.mean) / self.std
+
+
+# ----------------------------------------------------------------------------------------------
+# Sources
+
+
+def load_digits() -> Source:
+    """scikit-learn's bundled 8x8 digits (1,797 images); the test part is a fixed, stratified
+    20 % held out with a constant RNG, so every run and every seed tests on the same images."""
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    bunch = sk_load_digits()
+    x = torch.from_numpy(bunch.images.astype(np.float32)).unsqueeze(1)  # (1797, 1, 8, 8), 0..16
+    y = torch.from_numpy(bunch.target.astype(np.int64))
+    rng = np.random.default_rng(0)  # constant: the held-out part is part of the data set
+    test_idx = np.concatenate([
+        rng.permutation(np.flatnonzero(bunch.target == c))[: round(0.2 * (bunch.target == c).sum())]
+        for c in range(10)
+    ])
+    is_test = np.zeros(len(y), dtype=bool)
+    is_test[test_idx] = True
+    train, test = torch.from_numpy(~is_test), torch.from_numpy(is_test)
+    return Source("digits", x[train], y[train], x[test], y[test], num_classes=10, scale=16.0,
+                  mean=(0.3055,), std=(0.3761,))
+
+
+# name -> (torchvision class, files to expect, per-channel mean, std)
+_TORCHVISION = {
+    "MNIST": ("MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte", (0.1307,), (0.3081,)),
+    "FashionMNIST": ("FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte",
+                     (0.2860,), (0.3530,)),
+    "CIFAR10": ("cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}",
+                (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+
+
+def load_torchvision(name: str, root: str, download: bool = False, verify: bool = True) -> Source:
+    """MNIST, FashionMNIST or CIFAR10 through torchvision's own dataset classes.
+
+    `verify=False` skips CIFAR-10's md5 check of its files (torchvision refuses a copy whose
+    checksums differ, such as the small files the tests write in the same on-disk format); the
+    files are still read by torchvision's own class.
+    """
+    import torchvision.datasets as tvd
+
+    if name not in _TORCHVISION:
+        raise ConfigError("data.source.name", name, f"allowed: {', '.join(_TORCHVISION)}")
+    expected, mean, std = _TORCHVISION[name]
+    cls = getattr(tvd, name)
+    if name == "CIFAR10" and not verify:
+        cls = type("UnverifiedCIFAR10", (cls,), {"_check_integrity": _files_exist,
+                                                 "meta": {**cls.meta, "md5": None}})
+    root_path = Path(root).expanduser().resolve()
+    try:
+        train, test = (cls(str(root_path), train=t, download=download) for t in (True, False))
+    except RuntimeError as err:  # torchvision: "Dataset not found ..." / failed download
+        how = ("the download failed" if download else "data.download=false")
+        raise ConfigError(
+            "data.root", root_path,
+            f"{name} not found (expected {root_path}/{expected}); {how}: set data.download=true "
+            f"on a machine with internet, or copy the files there ({str(err).splitlines()[0]})",
+        ) from None
+    except OSError as err:  # URLError and friends when download=true without a network
+        raise ConfigError(
+            "data.download", download,
+            f"downloading {name} to {root_path} failed ({err}); copy the files to "
+            f"{root_path}/{expected} and set data.download=false",
+        ) from None
+
+    def arrays(ds: object) -> tuple[Tensor, Tensor]:
+        data, targets = ds.data, ds.targets  # type: ignore[attr-defined]
+        x = torch.as_tensor(np.asarray(data))
+        x = x.permute(0, 3, 1, 2) if x.ndim == 4 else x.unsqueeze(1)  # -> (N, C, H, W) uint8
+        return x.contiguous(), torch.as_tensor(np.asarray(targets), dtype=torch.int64)
+
+    (trx, try_), (tex, tey) = arrays(train), arrays(test)
+    return Source(name, trx, try_, tex, tey, num_classes=len(train.classes), scale=255.0,
+                  mean=mean, std=std)
+
+
+def _files_exist(self: object) -> bool:
+    root = Path(self.root) / self.base_folder  # type: ignore[attr-defined]
+    names = [f for f, _ in self.train_list + self.test_list]  # type: ignore[attr-defined]
+    return all((root / f).is_file() for f in names)
+
+
+def load_synthetic(shape: Sequence[int], num_classes: int = 10, n_train: int = 2000,
+                   n_test: int = 500, rule_seed: int = 0, label_noise: float = 0.0) -> Source:
+    """Examples of any shape with a planted, learnable rule.
+
+    x is Gaussian noise quantised to uint8 (like a stored image); the label is the argmax of a
+    fixed random linear map of x average-pooled to at most 4x4 per channel, so both an MLP and a
+    convnet can learn it. The data do not depend on the run's seed (only on `rule_seed`), and a
+    fraction `label_noise` of labels is replaced by uniform ones.
+    """
+    shape = tuple(int(s) for s in shape)
+    if not shape or any(s < 1 for s in shape):
+        raise ConfigError("data.source.shape", list(shape), "a list of positive ints, e.g. [3,32,32]")
+    if num_classes < 2:
+        raise ConfigError("data.source.num_classes", num_classes, "an int >= 2")
+    g = torch.Generator().manual_seed(rule_seed)
+    n = n_train + n_test
+    raw = (torch.randn((n, *shape), generator=g) * 40 + 128).round().clamp(0, 255).to(torch.uint8)
+    z = (raw.float() - 128) / 40
+    feats = F.adaptive_avg_pool2d(z, (min(shape[1], 4), min(shape[2], 4))) if len(shape) == 3 else z
+    feats = feats.flatten(1)
+    w = torch.randn((feats.shape[1], num_classes), generator=g)
+    y = (feats @ w).argmax(1)
+    flip = torch.rand(n, generator=g) < label_noise
+    y = torch.where(flip, torch.randint(num_classes, (n,), generator=g), y)
+    channels = shape[0] if len(shape) == 3 else 1
+    return Source(f"synthetic{list(shape)}", raw[:n_train], y[:n_train], raw[n_train:],
+                  y[n_train:], num_classes=num_classes, scale=255.0,
+                  mean=(128 / 255,) * channels, std=(40 / 255,) * channels)
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation carve and batches
+
+
+def split(source: Source, val_fraction: float, split_seed: int) -> Splits:
+    """Carve a validation part of round(val_fraction * N) examples from the official train part,
+    chosen by the `split` seed stream; the test part is the official one, untouched."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ConfigError("data.val_fraction", val_fraction, "a number in (0, 1)")
+    n = len(source.train_y)
+    n_val = max(1, round(val_fraction * n))
+    if n_val >= n:
+        raise ConfigError("data.val_fraction", val_fraction, f"leaves no training data of {n}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
+    val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
+    image = source.train_x.ndim == 4
+    stat_shape = (-1, 1, 1) if image else ()
+    mean = torch.tensor(source.mean if image else source.mean[0]).reshape(stat_shape)
+    std = torch.tensor(source.std if image else source.std[0]).reshape(stat_shape)
+    return Splits(
+        name=source.name,
+        train=Part(source.train_x[train_idx], source.train_y[train_idx]),
+        val=Part(source.train_x[val_idx], source.train_y[val_idx]),
+        test=Part(source.test_x, source.test_y),
+        num_classes=source.num_classes, scale=source.scale, mean=mean, std=std,
+    )
+
+
+def augment(x: Tensor, kind: str, pad: int, generators: Sequence[torch.Generator]) -> Tensor:
+    """Augment a packed batch x: (B, K, C, H, W), seed k's images drawn with generators[k].
+
+    Every seed draws its flips (B,) and crop offsets (B, 2) from its own stream, in that order,
+    so what seed k sees does not depend on K or on its pack-mates.
+    """
+    if kind == "none":
+        return x
+    B, K = x.shape[:2]
+    draws = [torch.rand(B, 3, generator=g, device=g.device) for g in generators]
+    u = torch.stack(draws, 1).to(x.device).flatten(0, 1)  # (B*K, 3): flip, dy, dx in [0, 1)
+    out = x.flatten(0, 1)
+    if "flip" in kind:
+        out = torch.where((u[:, 0] < 0.5)[:, None, None, None], out.flip(-1), out)
+    if "crop" in kind and pad > 0:
+        out = _translate(out, pad, (u[:, 1] * (2 * pad + 1)).long(), (u[:, 2] * (2 * pad + 1)).long())
+    return out.view_as(x)
+
+
+def _translate(x: Tensor, pad: int, dy: Tensor, dx: Tensor) -> Tensor:
+    """Random crop after reflect padding: x (N, C, H, W), offsets dy, dx (N,) in [0, 2*pad]."""
+    N, C, H, W = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    rows = dy[:, None] + torch.arange(H, device=x.device)  # (N, H)
+    cols = dx[:, None] + torch.arange(W, device=x.device)  # (N, W)
+    n = torch.arange(N, device=x.device)[:, None, None]
+    return padded[n, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)  # (N, C, H, W)
+
+
+def check_augment(kind: str, shape: tuple[int, ...], pad: int) -> None:
+    if kind not in AUGMENTS:
+        raise ConfigError("data.augment", kind, f"allowed: {', '.join(AUGMENTS)}")
+    if kind != "none" and len(shape) != 3:
+        raise ConfigError("data.augment", kind, f"needs images (C, H, W); examples are {shape}")
+    if "crop" in kind and (pad < 0 or pad >= min(shape[1:])):
+        raise ConfigError("data.crop_padding", pad, f"an int in [0, {min(shape[1:]) - 1}]")
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Full batches per epoch; the remainder differs per epoch (fresh order), so none is lost
+    for good, and no step sees a batch of one (batch norm cannot train on it)."""
+    return max(1, math.floor(n_train / batch_size))

@@ -1,0 +1,227 @@
+"""The task behind `python -m seedhp`: one composed Hydra config in, one seed-run out.
+
+This module is the edge where Hydra's DictConfig becomes plain typed values (seedhp.config) and
+instantiated objects (model factory, optimizer factory, data source); below it nothing sees
+Hydra.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from seedhp.config import Settings, flatten, parse, resolve_device
+from seedhp.data import Source, Splits, check_augment, split
+from seedhp.errors import ConfigError
+from seedhp.seeds import SeedStreams, derive_seeds
+from seedhp.tracking import Tracker, metric
+from seedhp.train import SeedResult, objective_value, train
+
+log = logging.getLogger("seedhp")
+FLUSH_SECONDS = 30.0  # a long run's curves reach MLflow at least this often
+
+
+@contextlib.contextmanager
+def exit_on_config_error() -> Iterator[None]:
+    """At the command line, bad input is one line on stderr and exit status 2."""
+    try:
+        yield
+    except ConfigError as err:
+        print(f"seedhp: error: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """What Hydra knows about the job, as plain values (defaults outside Hydra)."""
+
+    multirun: bool = False
+    output_dir: str = ""
+    choices: tuple[tuple[str, str], ...] = ()
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """Model, data, optimizer and every non-seed override: names a configuration."""
+        picked = dict(self.choices)
+        parts = [picked.get(g, "?") for g in ("model", "data", "optimizer", "schedule")]
+        extra = [o for o in self.overrides if not o.split("=")[0].lstrip("+~").startswith(
+            ("seed", "tracking.", "hydra", "paths.", "model=", "data=", "optimizer=", "schedule="))]
+        return " ".join(["/".join(parts), *sorted(extra)])
+
+
+def job_info() -> JobInfo:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return JobInfo()
+    hc = HydraConfig.get()
+    choices = {k: str(v) for k, v in hc.runtime.choices.items() if v is not None and "hydra" not in k}
+    return JobInfo(multirun=hc.mode == RunMode.MULTIRUN, output_dir=str(hc.runtime.output_dir),
+                   choices=tuple(sorted(choices.items())), overrides=tuple(hc.overrides.task))
+
+
+def check(cfg: DictConfig) -> tuple[Settings, Splits]:
+    """Everything about a job that can be wrong before training: config values, the data set,
+    batch size against the data, the device, the model against the data, the tracking store."""
+    settings = parse(_container(cfg))
+    resolve_device(settings.device)
+    streams = derive_seeds(settings.seed, settings.pinned)
+    data = load_splits(cfg, settings.val_fraction, streams.split)
+    if settings.train.batch_size > len(data.train):
+        raise ConfigError("train.batch_size", settings.train.batch_size,
+                          f"must be <= the {len(data.train)} training examples of {data.name}")
+    check_augment(settings.train.augment, data.shape, settings.train.crop_padding)
+    factory = _instantiate(cfg.model)
+    with torch.device("meta"):  # builds the architecture without allocating it
+        factory(shape=data.shape, num_classes=data.num_classes)
+    Tracker(settings.tracking.uri, settings.tracking.experiment)
+    return settings, data
+
+
+def run(cfg: DictConfig) -> float:
+    """Train one seed-run, record it in MLflow, return the objective."""
+    settings, data = check(cfg)
+    info = job_info()
+    device = resolve_device(settings.device)
+    streams = derive_seeds(settings.seed, settings.pinned)
+    _reset_global_state(streams, settings.deterministic)
+    tracker = Tracker(settings.tracking.uri, settings.tracking.experiment)
+    run_id = _start_run(tracker, cfg, settings, streams, info)
+    recorder = _EpochRecorder(tracker, run_id, verbose=not info.multirun)
+    try:
+        [result] = train(_instantiate(cfg.model), _instantiate(cfg.optimizer), data.to(device),
+                         [streams], settings.train, device, on_epoch=recorder,
+                         keep_predictions=settings.tracking.save_predictions)
+    except BaseException as err:
+        recorder.flush()
+        tracker.log(run_id, tags={"seedhp.status": "failed",
+                                  "seedhp.error": f"{type(err).__name__}: {err}"})
+        tracker.end_run(run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        raise
+    _finish_run(tracker, run_id, result, recorder, settings)
+    value = objective_value(result.final, settings.objective)
+    (log.debug if info.multirun else log.info)(
+        "seed %d %s: %s %.4f, test_acc %.4f (%.2f s) -> MLflow run %s", settings.seed,
+        result.status, settings.objective, value, result.final["test_acc"],
+        result.final["train_seconds"], run_id)
+    return value
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def _container(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config without Hydra's own node (whose runtime values a composed sweep
+    config does not have yet)."""
+    return {str(k): OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+            for k, v in ((k, cfg[k]) for k in cfg if k != "hydra")}
+
+
+def _instantiate(node: DictConfig) -> Any:
+    from hydra.utils import instantiate
+
+    return instantiate(node, _convert_="all")
+
+
+@lru_cache(maxsize=4)
+def _source(spec: str) -> Source:
+    """Loaded once per process per data set (jobs of an in-process multirun share it; it is never
+    modified in place)."""
+    return _instantiate(OmegaConf.create(json.loads(spec)))  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=8)
+def _splits(spec: str, val_fraction: float, split_seed: int) -> Splits:
+    return split(_source(spec), val_fraction, split_seed)
+
+
+def load_splits(cfg: DictConfig, val_fraction: float, split_seed: int) -> Splits:
+    spec = json.dumps(OmegaConf.to_container(cfg.data.source, resolve=True), sort_keys=True)
+    return _splits(spec, val_fraction, split_seed)
+
+
+def _reset_global_state(streams: SeedStreams, deterministic: bool) -> None:
+    """Whatever ran before in this process, this job starts from the same global state.
+    seedhp draws from its own generators; the global RNGs are reset for any library code that
+    does not."""
+    random.seed(streams.init)
+    np.random.seed(streams.init % 2**32)
+    torch.manual_seed(streams.init)
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.set_grad_enabled(True)
+
+
+def _start_run(tracker: Tracker, cfg: DictConfig, settings: Settings, streams: SeedStreams,
+               info: JobInfo) -> str:
+    container = _container(cfg)
+    params = {**flatten(container), **streams.as_params()}
+    picked = dict(info.choices)
+    tags = {
+        "seed": str(settings.seed), "config_id": settings.config_id,
+        "seedhp.role": settings.tracking.role, "seedhp.status": "running",
+        "seedhp.label": info.label, "seedhp.job_dir": info.output_dir,
+        **{f"seedhp.{g}": picked[g] for g in ("model", "data", "optimizer", "schedule") if g in picked},
+        **({"seedhp.sweep": settings.tracking.parent_run_id} if settings.tracking.parent_run_id else {}),
+        **settings.tracking.tags,
+    }
+    name = f"{picked.get('model', 'model')}-{picked.get('data', 'data')}-seed{settings.seed}"
+    run_id = tracker.start_run(name, tags, settings.tracking.parent_run_id, params)
+    tracker.log_text(run_id, OmegaConf.to_yaml(OmegaConf.create(container)), "config.yaml")
+    return run_id
+
+
+class _EpochRecorder:
+    """Buffers per-epoch metrics for one run; sends them at the end, or every FLUSH_SECONDS."""
+
+    def __init__(self, tracker: Tracker, run_id: str, verbose: bool) -> None:
+        self.tracker, self.run_id, self.verbose = tracker, run_id, verbose
+        self.buffer: list[Any] = []
+        self.last_flush = time.monotonic()
+
+    def __call__(self, epoch: int, epochs: int, per_seed: list[Mapping[str, float] | None]) -> None:
+        values = per_seed[0]
+        if values is None:
+            return
+        now_ms = int(time.time() * 1000)
+        self.buffer += [metric(k, v, epoch, now_ms) for k, v in values.items()]
+        if self.verbose:
+            log.info("epoch %*d/%d  train_loss %.4f  val_loss %.4f  val_acc %.4f  lr %.4g  (%.2f s)",
+                     len(str(epochs)), epoch, epochs, values["train_loss"], values["val_loss"],
+                     values["val_acc"], values["lr"], values["epoch_seconds"])
+        if time.monotonic() - self.last_flush > FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buffer:
+            self.tracker.log(self.run_id, metrics=self.buffer)
+            self.buffer = []
+        self.last_flush = time.monotonic()
+
+
+def _finish_run(tracker: Tracker, run_id: str, result: SeedResult, recorder: _EpochRecorder,
+                settings: Settings) -> None:
+    epochs = len(result.history["val_acc"])
+    finals = [metric(k, v, epochs) for k, v in result.final.items()]
+    finals.append(metric("diverged", float(result.status == "diverged"), epochs))
+    if result.diverged_epoch is not None:
+        finals.append(metric("diverged_epoch", result.diverged_epoch, epochs))
+    tracker.log(run_id, metrics=recorder.buffer + finals, tags={"seedhp.status": result.status})
+    recorder.buffer = []
+    if result.test_predictions is not None:
+        tracker.log_text(run_id, json.dumps(result.test_predictions), "test_predictions.json")
+    tracker.end_run(run_id, "FINISHED" if result.status == "finished" else "FAILED")

@@ -1,0 +1,95 @@
+"""In-process launching: the work behind `hydra/launcher=seedhp`."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+log = logging.getLogger("seedhp")
+_PLAIN_SEED = re.compile(r"^seed=(\d+)$")
+
+
+class Composer:
+    """Job configs, composed once per configuration.
+
+    Hydra composes every job from the config files (~0.1 s each). Jobs that differ from an
+    already composed one only in a plain `seed=<int>` override are the same configuration with
+    another seed, so their config is that one's with `seed` (and Hydra's record of the
+    overrides) replaced.
+    """
+
+    def __init__(self, hydra_context: HydraContext, config: DictConfig) -> None:
+        self.loader, self.config = hydra_context.config_loader, config
+        self.composed: dict[tuple[str, ...], DictConfig] = {}
+        self.parser = OverridesParser.create()
+
+    def compose(self, overrides: Sequence[str]) -> DictConfig:
+        overrides = list(overrides)
+        seeds = [i for i, o in enumerate(overrides) if _PLAIN_SEED.match(o)]
+        if len(seeds) != 1:
+            return self.loader.load_sweep_config(self.config, overrides)
+        key = tuple(o for i, o in enumerate(overrides) if i != seeds[0])
+        base = self.composed.get(key)
+        if base is None:
+            base = self.composed[key] = self.loader.load_sweep_config(self.config, overrides)
+            return copy.deepcopy(base)
+        cfg = copy.deepcopy(base)
+        with read_write(cfg), open_dict(cfg):
+            cfg.seed = int(_PLAIN_SEED.match(overrides[seeds[0]]).group(1))  # type: ignore[union-attr]
+            cfg.hydra.overrides.task = overrides
+            cfg.hydra.job.override_dirname = self._dirname(cfg, overrides)
+        return cfg
+
+    def _dirname(self, cfg: DictConfig, overrides: list[str]) -> str:
+        """hydra.job.override_dirname as Hydra computes it."""
+        spec = cfg.hydra.job.config.override_dirname
+        lines = sorted(o.input_line for o in self.parser.parse_overrides(overrides)
+                       if o.key_or_group not in spec.exclude_keys)
+        return re.sub("=", spec.kv_sep, spec.item_sep.join(lines))  # type: ignore[arg-type]
+
+
+def launch_in_process(hydra_context: HydraContext, task_function: TaskFunction,
+                      config: DictConfig, job_overrides: Sequence[Sequence[str]],
+                      initial_job_idx: int) -> list[JobReturn]:
+    """Run the jobs one after another here; a failing job is reported and the rest go on."""
+    setup_globals()
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+    composer = Composer(hydra_context, config)
+    n = len(job_overrides)
+    returns = []
+    for i, overrides in enumerate(job_overrides):
+        idx = initial_job_idx + i
+        cfg = composer.compose(overrides)
+        with open_dict(cfg):
+            cfg.hydra.job.id = idx
+            cfg.hydra.job.num = idx
+        tic = time.perf_counter()
+        ret = run_job(hydra_context=hydra_context, task_function=task_function, config=cfg,
+                      job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+        configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+        log.info("job %*d/%d  %s  %s  (%.1f s)", len(str(n)), i + 1, n, _shown(overrides),
+                 _outcome(ret, cfg), time.perf_counter() - tic)
+        returns.append(ret)
+    return returns
+
+
+def _shown(overrides: Sequence[str]) -> str:
+    return " ".join(o for o in overrides if not o.startswith(("tracking.parent_run_id=", "tracking.role=")))
+
+
+def _outcome(ret: JobReturn, cfg: DictConfig) -> str:
+    if ret.status == JobStatus.FAILED:
+        err = ret._return_value
+        return f"FAILED: {type(err).__name__}: {err}"
+    objective = OmegaConf.select(cfg, "train.objective", default="objective")
+    return f"{objective} {ret.return_value:.4f}"

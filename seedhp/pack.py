@@ -1,0 +1,208 @@
+"""Packs: K seeds of one model trained as one module, parameters stacked on a leading seed axis.
+
+`pack(models)` takes K ordinary, separately initialised modules of one architecture and returns
+a `Pack` whose every parameter and buffer is (K, ...) with seed k's slice at [k]. Inside, a
+batch travels seed-packed: (B, K*C, H, W) for images and (B, K*F) for features, so per-channel
+layers (activations, pooling, batch norm, residual adds, flatten(1)) act on all seeds at once
+unchanged, and only the layers that mix channels need a packed form:
+
+- Linear: one batched matmul (bmm) over the seed axis, the bias folded into it.
+- Conv2d: on CUDA one grouped convolution (groups=K); on CPU one convolution per seed, because
+  oneDNN's grouped kernel is slower per seed than K plain ones and its weight gradient differs
+  from the K=1 result in the last bits (measured on torch 2.14.1, 2 cores).
+- BatchNorm: statistics per channel, hence per seed, over the packed channels.
+- Dropout: each seed draws its own mask from its own `dropout` generator.
+
+Nothing in seed k's computation depends on K or on its pack-mates: every packed op computes
+seed k from seed k's slice alone.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seedhp.models import Scale
+
+_STATELESS_OK = (nn.ReLU, nn.GELU, nn.SiLU, nn.ELU, nn.CELU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid,
+                 nn.Identity, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
+                 nn.AdaptiveMaxPool2d, Scale)
+
+
+def _stack(tensors: Sequence[Tensor | None]) -> Tensor | None:
+    if tensors[0] is None:
+        return None
+    return torch.stack([t.detach() for t in tensors])  # type: ignore[union-attr]
+
+
+def _param(t: Tensor | None) -> nn.Parameter | None:
+    return None if t is None else nn.Parameter(t)
+
+
+class PackedLinear(nn.Module):
+    """K Linear layers: weight (K, out, in), bias (K, out); (B, K*in) -> (B, K*out)."""
+
+    def __init__(self, layers: Sequence[nn.Linear]) -> None:
+        super().__init__()
+        self.K = len(layers)
+        self.weight = nn.Parameter(_stack([m.weight for m in layers]))  # type: ignore[arg-type]
+        self.bias = _param(_stack([m.bias for m in layers]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        B = x.shape[0]
+        xk = x.reshape(B, self.K, -1).transpose(0, 1)  # (K, B, in)
+        wt = self.weight.transpose(1, 2)  # (K, in, out)
+        if self.bias is not None:
+            # The bias is a last row of W against a column of ones, so autograd reduces its
+            # gradient inside the GEMM. A broadcast add would reduce it over a (K, B, out) view
+            # whose strides, and so whose summation order, change with K.
+            xk = torch.cat([xk, xk.new_ones(self.K, B, 1)], 2)
+            wt = torch.cat([wt, self.bias[:, None, :]], 1)
+        return torch.bmm(xk, wt).transpose(0, 1).reshape(B, -1)
+
+
+class PackedConv2d(nn.Module):
+    """K Conv2d layers: weight (K, O, C/g, kh, kw), bias (K, O); (B, K*C, H, W) -> (B, K*O, H', W')."""
+
+    def __init__(self, layers: Sequence[nn.Conv2d]) -> None:
+        super().__init__()
+        first = layers[0]
+        if first.padding_mode != "zeros":
+            raise TypeError(f"cannot pack Conv2d with padding_mode={first.padding_mode!r}")
+        self.K = len(layers)
+        self.in_channels, self.groups = first.in_channels, first.groups
+        self.stride, self.padding, self.dilation = first.stride, first.padding, first.dilation
+        self.weight = nn.Parameter(_stack([m.weight for m in layers]))  # type: ignore[arg-type]
+        self.bias = _param(_stack([m.bias for m in layers]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        args = (self.stride, self.padding, self.dilation)
+        if x.is_cuda:
+            bias = None if self.bias is None else self.bias.flatten()
+            return F.conv2d(x, self.weight.flatten(0, 1), bias, *args, groups=self.K * self.groups)
+        c = self.in_channels
+        outs = [
+            F.conv2d(x[:, k * c:(k + 1) * c], self.weight[k],
+                     None if self.bias is None else self.bias[k], *args, groups=self.groups)
+            for k in range(self.K)
+        ]
+        return outs[0] if self.K == 1 else torch.cat(outs, 1)
+
+
+class PackedBatchNorm(nn.Module):
+    """K BatchNorm1d/2d layers: weight, bias, running stats (K, C); acts on (B, K*C[, H, W])."""
+
+    def __init__(self, layers: Sequence[nn.modules.batchnorm._BatchNorm]) -> None:
+        super().__init__()
+        first = layers[0]
+        self.K, self.eps, self.momentum = len(layers), first.eps, first.momentum
+        self.track_running_stats = first.track_running_stats
+        self.weight = _param(_stack([m.weight for m in layers]))
+        self.bias = _param(_stack([m.bias for m in layers]))
+        self.register_buffer("running_mean", _stack([m.running_mean for m in layers]))
+        self.register_buffer("running_var", _stack([m.running_var for m in layers]))
+        self.register_buffer("num_batches_tracked",
+                             None if first.num_batches_tracked is None
+                             else first.num_batches_tracked.detach().clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+            if self.momentum is None:  # cumulative moving average, as in nn.BatchNorm
+                factor = 1.0 / float(self.num_batches_tracked)
+        use_batch_stats = self.training or self.running_mean is None
+
+        def flat(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.view(-1)  # a view: running stats update in place
+
+        return F.batch_norm(x, flat(self.running_mean), flat(self.running_var), flat(self.weight),
+                            flat(self.bias), use_batch_stats, factor, self.eps)
+
+
+class PackedDropout(nn.Module):
+    """Dropout with one mask stream per seed: seed k draws from `generators[k]` only."""
+
+    def __init__(self, p: float, K: int) -> None:
+        super().__init__()
+        self.p, self.K = p, K
+        self.generators: list[torch.Generator] = []
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if len(self.generators) != self.K:
+            raise RuntimeError("PackedDropout needs one generator per seed: call set_generators")
+        B = x.shape[0]
+        per_seed = x[:, : x.shape[1] // self.K].shape  # seed k's slice: (B, C[, H, W])
+        keep = torch.stack([torch.rand(per_seed, generator=g, device=g.device) >= self.p
+                            for g in self.generators], 1)  # (B, K, C[, H, W])
+        return x * keep.reshape(x.shape).to(x.dtype) / (1 - self.p)
+
+
+def _pack_module(modules: Sequence[nn.Module]) -> nn.Module | None:
+    """The packed form of K corresponding modules, or None to keep the module as it is."""
+    first = modules[0]
+    if isinstance(first, nn.Linear):
+        return PackedLinear(modules)  # type: ignore[arg-type]
+    if isinstance(first, nn.Conv2d):
+        return PackedConv2d(modules)  # type: ignore[arg-type]
+    if isinstance(first, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        return PackedBatchNorm(modules)  # type: ignore[arg-type]
+    if isinstance(first, nn.Dropout):
+        return PackedDropout(first.p, len(modules))
+    if isinstance(first, nn.Flatten):
+        if first.start_dim != 1:
+            raise TypeError("cannot pack Flatten with start_dim != 1")
+        return None
+    has_state = any(True for _ in first.parameters(recurse=False)) or any(
+        True for _ in first.buffers(recurse=False))
+    if has_state and not isinstance(first, _STATELESS_OK):
+        raise TypeError(f"cannot pack {type(first).__name__}: it holds parameters or buffers and "
+                        "seedhp.pack has no packed form for it")
+    return None
+
+
+class Pack(nn.Module):
+    """K seeds of one model. forward: x (B, K, *shape) -> logits (B, K, classes)."""
+
+    def __init__(self, models: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if not models:
+            raise ValueError("a pack needs at least one model")
+        self.K = len(models)
+        net = copy.deepcopy(models[0])
+        tables = [dict(m.named_modules()) for m in models]
+        for name, _ in list(net.named_modules()):
+            replacement = _pack_module([t[name] for t in tables])
+            if replacement is not None:
+                if name == "":
+                    net = replacement
+                else:
+                    net.set_submodule(name, replacement)
+        self.net = net
+
+    def forward(self, x: Tensor) -> Tensor:
+        B = x.shape[0]
+        out = self.net(x.reshape(B, -1, *x.shape[3:]))  # (B, K*C, H, W) or (B, K*F)
+        return out.view(B, self.K, -1)
+
+    def set_dropout_generators(self, generators: Sequence[torch.Generator]) -> None:
+        for m in self.modules():
+            if isinstance(m, PackedDropout):
+                m.generators = list(generators)
+
+
+def clip_grad_norm_per_seed(pack: Pack, max_norm: float) -> Tensor:
+    """Clip each seed's gradient to L2 norm `max_norm` over that seed's slice only; returns the
+    (K,) norms before clipping."""
+    grads = [p.grad for p in pack.parameters() if p.grad is not None]
+    norms = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()  # (K,)
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.view(-1, *([1] * (g.ndim - 1))))
+    return norms

@@ -1,0 +1,89 @@
+"""Per-configuration summary of a sweep: how much the seed alone moves the score.
+
+Pure functions over records {config_id, seed, status, value, test_acc, label}; `value` is the
+objective. Only finished runs enter the statistics; diverged and failed runs are counted.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+def maximize(objective: str) -> bool:
+    """Losses and times are minimised; accuracies maximised."""
+    return not (objective.endswith("loss") or objective.endswith("seconds"))
+
+
+@dataclass(frozen=True)
+class ConfigSummary:
+    config_id: str
+    label: str
+    n: int  # finished seed-runs
+    mean: float
+    std: float  # sample standard deviation (n - 1); nan for n < 2
+    min: float
+    max: float
+    gap: float  # max - min
+    median: float
+    best_seed: int | None
+    worst_seed: int | None
+    test_mean: float
+    n_diverged: int
+    n_failed: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize(records: Sequence[Mapping[str, Any]], objective: str) -> list[ConfigSummary]:
+    """One summary per config_id, in order of first appearance."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(str(r["config_id"]), []).append(r)
+    up = maximize(objective)
+    out = []
+    for cid, rows in groups.items():
+        done = [r for r in rows if r["status"] == "finished" and not math.isnan(r["value"])]
+        values = [float(r["value"]) for r in done]
+        by_seed = sorted(done, key=lambda r: int(r["seed"]))  # ties go to the lower seed
+        ranked = sorted(by_seed, key=lambda r: float(r["value"]) * (-1 if up else 1))  # best first
+        best, worst = (ranked[0], ranked[-1]) if ranked else (None, None)
+        nan = math.nan
+        tests = [float(r["test_acc"]) for r in done if not math.isnan(r["test_acc"])]
+        out.append(ConfigSummary(
+            config_id=cid, label=str(rows[0].get("label", cid)), n=len(values),
+            mean=statistics.fmean(values) if values else nan,
+            std=statistics.stdev(values) if len(values) > 1 else nan,
+            min=min(values, default=nan), max=max(values, default=nan),
+            gap=(max(values) - min(values)) if values else nan,
+            median=statistics.median(values) if values else nan,
+            best_seed=None if best is None else int(best["seed"]),
+            worst_seed=None if worst is None else int(worst["seed"]),
+            test_mean=statistics.fmean(tests) if tests else nan,
+            n_diverged=sum(r["status"] == "diverged" for r in rows),
+            n_failed=sum(r["status"] not in ("finished", "diverged") for r in rows),
+        ))
+    return out
+
+
+def format_table(summaries: Sequence[ConfigSummary], objective: str) -> str:
+    """A fixed-width table, one row per configuration."""
+    head = (f"{'config_id':<12}  {'n':>4}  {'mean':>7}  {'std':>7}  {'min':>7}  {'max':>7}  "
+            f"{'gap':>7}  {'median':>7}  {'best seed':>9}  {'worst seed':>10}  {'test mean':>9}  "
+            f"{'diverged':>8}  {'failed':>6}  configuration")
+    lines = [f"{objective} over seeds, per configuration:", head]
+    for s in summaries:
+        lines.append(
+            f"{s.config_id:<12}  {s.n:>4}  {s.mean:>7.4f}  {s.std:>7.4f}  {s.min:>7.4f}  "
+            f"{s.max:>7.4f}  {s.gap:>7.4f}  {s.median:>7.4f}  {_seed(s.best_seed):>9}  "
+            f"{_seed(s.worst_seed):>10}  {s.test_mean:>9.4f}  {s.n_diverged:>8}  {s.n_failed:>6}  "
+            f"{s.label}")
+    return "\n".join(lines)
+
+
+def _seed(seed: int | None) -> str:
+    return "-" if seed is None else str(seed)

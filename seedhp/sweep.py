@@ -1,0 +1,152 @@
+"""The grid sweep behind `hydra/sweeper=seedhp`: expand, check everything, launch, summarise.
+
+A sweep is `check -> open parent run -> launch batches -> summarise`. Every configuration of the
+sweep is composed and checked (config values, data, device, tracking store) before the first
+job trains; a failed job is counted in the summary and never stops the others.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext
+from omegaconf import DictConfig, OmegaConf
+
+from seedhp.config import Settings, check_seed
+from seedhp.errors import ConfigError
+from seedhp.job import check, exit_on_config_error
+from seedhp.summary import ConfigSummary, format_table, summarize
+from seedhp.tracking import Tracker, metric, run_rows
+
+log = logging.getLogger("seedhp")
+
+
+def expand(overrides: Sequence[Override]) -> list[list[str]]:
+    """The cartesian product of the sweep, as Hydra's basic sweeper forms it; every `seed` value
+    is checked, and an empty sweep is an error rather than a silent no-op."""
+    lists: dict[str, list[str]] = {}
+    for o in overrides:
+        key = o.get_key_element()
+        if o.is_sweep_override():
+            if not o.is_discrete_sweep():
+                raise ConfigError(key, o.get_value_element_as_str(),
+                                  "the grid sweeper takes a,b,c lists, choice(...) and range(...); "
+                                  "intervals need hydra/sweeper=optuna")
+            values = list(o.sweep_iterator())
+            if not values:
+                example = " e.g. seed='range(0,10)'" if o.key_or_group == "seed" else ""
+                raise ConfigError(key, o.get_value_element_as_str(),
+                                  f"the sweep is empty: give at least one value;{example}")
+            if o.key_or_group == "seed":
+                for v in values:
+                    check_seed(v)
+            lists[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+        else:
+            if o.key_or_group == "seed":
+                check_seed(o.value())
+            lists[key] = [f"{key}={o.get_value_element_as_str()}"]
+    return [list(job) for job in itertools.product(*lists.values())]
+
+
+def configurations(jobs: Sequence[Sequence[str]]) -> dict[tuple[str, ...], list[str]]:
+    """Jobs grouped by configuration: everything but their `seed` override."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for job in jobs:
+        key = tuple(o for o in job if o.split("=", 1)[0].lstrip("+") != "seed")
+        groups.setdefault(key, list(job))
+    return groups
+
+
+def grid_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launcher,
+               params: dict[str, str], arguments: list[str], max_batch_size: int | None,
+               with_summary: bool = True) -> list[Sequence[JobReturn]]:
+    parser = OverridesParser.create(config_loader=hydra_context.config_loader)
+    with exit_on_config_error():
+        jobs = expand(parser.parse_overrides([f"{k}={v}" for k, v in params.items()] + arguments))
+        checked = [check(hydra_context.config_loader.load_sweep_config(config, job))
+                   for job in configurations(jobs).values()]
+    settings = checked[0][0]
+    log.info("sweep: %d seed-runs over %d configuration(s), all checked", len(jobs), len(checked))
+
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(config, sweep_dir / "multirun.yaml")
+    tracker = Tracker(settings.tracking.uri, settings.tracking.experiment)
+    parent = tracker.start_run(
+        f"sweep {sweep_dir.name}", {"seedhp.kind": "sweep", "seedhp.sweep_dir": str(sweep_dir),
+                                    "seedhp.command": " ".join(arguments),
+                                    "seedhp.objective": settings.objective},
+        parent_id=settings.tracking.parent_run_id)
+    jobs = [[*job, f"tracking.parent_run_id={parent}"] for job in jobs]
+    returns: list[Sequence[JobReturn]] = []
+    status = "FAILED"
+    try:
+        batch = max_batch_size or len(jobs)
+        for start in range(0, len(jobs), batch):
+            returns.append(launcher.launch(jobs[start:start + batch], initial_job_idx=start))
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        failed = [r for rs in returns for r in rs if r.status == JobStatus.FAILED]
+        summaries = _close_parent(tracker, parent, settings, sweep_dir, status, failed)
+        if with_summary:
+            print(_report(summaries, settings, tracker, parent, sweep_dir, failed), flush=True)
+    return returns
+
+
+def _close_parent(tracker: Tracker, parent: str, settings: Settings, sweep_dir: Path,
+                  status: str, failed: list[JobReturn]) -> list[ConfigSummary]:
+    rows = run_rows(tracker.children(parent), settings.objective)
+    summaries = summarize(rows, settings.objective)
+    table = format_table(summaries, settings.objective)
+    (sweep_dir / "summary.txt").write_text(table + "\n")
+    (sweep_dir / "summary.json").write_text(json.dumps(
+        {"objective": settings.objective, "parent_run_id": parent,
+         "configurations": [_nan_to_none(s.as_dict()) for s in summaries]}, indent=2))
+    tracker.log_artifact(parent, sweep_dir / "summary.txt")
+    tracker.log_artifact(parent, sweep_dir / "summary.json")
+    metrics = [metric("seed_runs", len(rows)), metric("failed_runs", len(failed))]
+    if len(summaries) == 1:  # one configuration: its seed statistics on the parent itself
+        s = summaries[0]
+        metrics += [metric(f"{settings.objective}_{k}", v) for k, v in
+                    (("mean", s.mean), ("std", s.std), ("min", s.min), ("max", s.max),
+                     ("gap", s.gap), ("median", s.median)) if not math.isnan(v)]
+    tracker.log(parent, metrics=metrics)
+    if status == "FINISHED" and rows and all(r["status"] != "finished" for r in rows):
+        status = "FAILED"
+    tracker.end_run(parent, status)
+    return summaries
+
+
+def _report(summaries: list[ConfigSummary], settings: Settings, tracker: Tracker, parent: str,
+            sweep_dir: Path, failed: list[JobReturn]) -> str:
+    lines = ["", format_table(summaries, settings.objective)]
+    if failed:
+        lines.append(f"{len(failed)} seed-run(s) failed; their errors are in their MLflow runs "
+                     f"(tag seedhp.error) and job logs under {sweep_dir}")
+    uri = settings.tracking.uri
+    lines += [
+        f"Sweep directory: {sweep_dir}",
+        f"MLflow: experiment '{settings.tracking.experiment}', parent run {parent} "
+        f"(its seed-runs are nested under it)",
+        f"Browse: make ui   (or: mlflow ui --backend-store-uri {uri})"
+        if uri.startswith("sqlite:") else f"Browse: {uri}",
+    ]
+    return "\n".join(lines)
+
+
+def _nan_to_none(row: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN: a statistic that does not exist (std of one run) is null."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
