@@ -24,9 +24,21 @@ DEVICES = ("auto", "cpu", "cuda")
 ROLES = ("run", "trial", "reseed", "baseline")
 
 # Keys that never change what a seed-run computes: left out of config_id.
-_RUNTIME_KEYS = ("seed", "seeds", "tracking", "paths", "hydra", "train.device",
-                 "train.eval_batch_size", "train.deterministic", "data.root", "data.download",
-                 "data.source.root", "data.source.download", "data.source.verify")
+_RUNTIME_KEYS = (
+    "seed",
+    "seeds",
+    "tracking",
+    "paths",
+    "hydra",
+    "train.device",
+    "train.eval_batch_size",
+    "train.deterministic",
+    "data.root",
+    "data.download",
+    "data.source.root",
+    "data.source.download",
+    "data.source.verify",
+)
 
 
 @dataclass(frozen=True)
@@ -74,8 +86,9 @@ def parse(cfg: Mapping[str, Any]) -> Settings:
         raise ConfigError("train.device", device, f"allowed: {', '.join(DEVICES)}")
     objective = train_cfg.get("objective")
     if objective not in FINAL_METRICS:
-        raise ConfigError("train.objective", objective,
-                          f"not a metric; metrics: {', '.join(FINAL_METRICS)}")
+        raise ConfigError(
+            "train.objective", objective, f"not a metric; metrics: {', '.join(FINAL_METRICS)}"
+        )
     smoothing = _number(train_cfg, "train.label_smoothing", 0.0, 1.0, hi_open=True)
     clip = train_cfg.get("grad_clip")
     if clip is not None:
@@ -104,23 +117,36 @@ def parse(cfg: Mapping[str, Any]) -> Settings:
     outputs = Path(str(cfg["paths"]["outputs"])).expanduser().resolve()
     tracking = _tracking(cfg.get("tracking") or {}, outputs)
     settings = TrainSettings(
-        epochs=epochs, batch_size=batch_size, schedule=Schedule(str(sched["name"]), warmup),
-        label_smoothing=smoothing, grad_clip=clip, augment=str(augment), crop_padding=padding,
+        epochs=epochs,
+        batch_size=batch_size,
+        schedule=Schedule(str(sched["name"]), warmup),
+        label_smoothing=smoothing,
+        grad_clip=clip,
+        augment=str(augment),
+        crop_padding=padding,
         eval_batch_size=_int(train_cfg, "train.eval_batch_size", minimum=1),
     )
-    return Settings(seed=seed, pinned=pinned, train=settings, device=str(device),
-                    objective=str(objective),
-                    deterministic=bool(train_cfg.get("deterministic", False)),
-                    val_fraction=val_fraction, tracking=tracking, outputs=outputs,
-                    config_id=config_id(cfg))
+    return Settings(
+        seed=seed,
+        pinned=pinned,
+        train=settings,
+        device=str(device),
+        objective=str(objective),
+        deterministic=bool(train_cfg.get("deterministic", False)),
+        val_fraction=val_fraction,
+        tracking=tracking,
+        outputs=outputs,
+        config_id=config_id(cfg),
+    )
 
 
 def resolve_device(name: str) -> torch.device:
     """auto -> cuda when a GPU is visible, else cpu; cuda without a GPU is bad input."""
     available = torch.cuda.is_available()
     if name == "cuda" and not available:
-        raise ConfigError("train.device", name,
-                          "no CUDA GPU is visible to torch; allowed here: auto, cpu")
+        raise ConfigError(
+            "train.device", name, "no CUDA GPU is visible to torch; allowed here: auto, cpu"
+        )
     return torch.device("cuda" if name == "cuda" or (name == "auto" and available) else "cpu")
 
 
@@ -164,18 +190,27 @@ def _tracking(t: Mapping[str, Any], outputs: Path) -> TrackingSettings:
     if role not in ROLES:
         raise ConfigError("tracking.role", role, f"allowed: {', '.join(ROLES)}")
     tags = {str(k): str(v) for k, v in (t.get("tags") or {}).items()}
-    return TrackingSettings(uri=str(uri), experiment=experiment, role=str(role),
-                            parent_run_id=t.get("parent_run_id") or None,
-                            save_predictions=bool(t.get("save_predictions", False)), tags=tags)
+    return TrackingSettings(
+        uri=str(uri),
+        experiment=experiment,
+        role=str(role),
+        parent_run_id=t.get("parent_run_id") or None,
+        save_predictions=bool(t.get("save_predictions", False)),
+        tags=tags,
+    )
 
 
 def _seed_pins(seeds: Mapping[str, Any]) -> dict[str, int | None]:
     unknown = sorted(set(seeds) - set(STREAMS))
     if unknown:
-        raise ConfigError(f"seeds.{unknown[0]}", seeds[unknown[0]],
-                          f"not a seed stream; streams: {', '.join(STREAMS)}")
-    return {s: None if seeds.get(s) is None else check_seed(seeds[s], f"seeds.{s}")
-            for s in STREAMS}
+        raise ConfigError(
+            f"seeds.{unknown[0]}",
+            seeds[unknown[0]],
+            f"not a seed stream; streams: {', '.join(STREAMS)}",
+        )
+    return {
+        s: None if seeds.get(s) is None else check_seed(seeds[s], f"seeds.{s}") for s in STREAMS
+    }
 
 
 def _int(node: Mapping[str, Any], key: str, minimum: int) -> int:
@@ -185,13 +220,21 @@ def _int(node: Mapping[str, Any], key: str, minimum: int) -> int:
     return value
 
 
-def _number(node: Mapping[str, Any], key: str, lo: float, hi: float | None,
-            lo_open: bool = False, hi_open: bool = False) -> float:
+def _number(
+    node: Mapping[str, Any],
+    key: str,
+    lo: float,
+    hi: float | None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> float:
     value = node.get(key.rsplit(".", 1)[-1])
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
     if ok:
-        ok = (value > lo if lo_open else value >= lo) and (
-            hi is None or (value < hi if hi_open else value <= hi))
+        x = float(value)  # type: ignore[arg-type]
+        above = x > lo if lo_open else x >= lo
+        below = hi is None or (x < hi if hi_open else x <= hi)
+        ok = above and below
     if not ok:
         lo_s = f"> {lo}" if lo_open else f">= {lo}"
         hi_s = "" if hi is None else (f" and < {hi}" if hi_open else f" and <= {hi}")

@@ -68,8 +68,14 @@ class Splits:
         def move(p: Part) -> Part:
             return Part(p.x.to(device), p.y.to(device))
 
-        return replace(self, train=move(self.train), val=move(self.val), test=move(self.test),
-                       mean=self.mean.to(device), std=self.std.to(device))
+        return replace(
+            self,
+            train=move(self.train),
+            val=move(self.val),
+            test=move(self.test),
+            mean=self.mean.to(device),
+            std=self.std.to(device),
+        )
 
     def normalize(self, x: Tensor) -> Tensor:
         """Raw examples (N, *shape) -> float32 standardised per channel."""
@@ -89,24 +95,43 @@ def load_digits() -> Source:
     x = torch.from_numpy(bunch.images.astype(np.float32)).unsqueeze(1)  # (1797, 1, 8, 8), 0..16
     y = torch.from_numpy(bunch.target.astype(np.int64))
     rng = np.random.default_rng(0)  # constant: the held-out part is part of the data set
-    test_idx = np.concatenate([
-        rng.permutation(np.flatnonzero(bunch.target == c))[: round(0.2 * (bunch.target == c).sum())]
-        for c in range(10)
-    ])
+    test_idx = np.concatenate(
+        [
+            rng.permutation(np.flatnonzero(bunch.target == c))[
+                : round(0.2 * (bunch.target == c).sum())
+            ]
+            for c in range(10)
+        ]
+    )
     is_test = np.zeros(len(y), dtype=bool)
     is_test[test_idx] = True
     train, test = torch.from_numpy(~is_test), torch.from_numpy(is_test)
-    return Source("digits", x[train], y[train], x[test], y[test], num_classes=10, scale=16.0,
-                  mean=(0.3055,), std=(0.3761,))
+    return Source(
+        "digits",
+        x[train],
+        y[train],
+        x[test],
+        y[test],
+        num_classes=10,
+        scale=16.0,
+        mean=(0.3055,),
+        std=(0.3761,),
+    )
 
 
 # name -> (torchvision class, files to expect, per-channel mean, std)
 _TORCHVISION = {
     "MNIST": ("MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte", (0.1307,), (0.3081,)),
-    "FashionMNIST": ("FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte",
-                     (0.2860,), (0.3530,)),
-    "CIFAR10": ("cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}",
-                (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "FashionMNIST": (
+        "FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte",
+        (0.2860,),
+        (0.3530,),
+    ),
+    "CIFAR10": (
+        "cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}",
+        (0.4914, 0.4822, 0.4465),
+        (0.2470, 0.2435, 0.2616),
+    ),
 }
 
 
@@ -124,21 +149,26 @@ def load_torchvision(name: str, root: str, download: bool = False, verify: bool 
     expected, mean, std = _TORCHVISION[name]
     cls = getattr(tvd, name)
     if name == "CIFAR10" and not verify:
-        cls = type("UnverifiedCIFAR10", (cls,), {"_check_integrity": _files_exist,
-                                                 "meta": {**cls.meta, "md5": None}})
+        cls = type(
+            "UnverifiedCIFAR10",
+            (cls,),
+            {"_check_integrity": _files_exist, "meta": {**cls.meta, "md5": None}},
+        )
     root_path = Path(root).expanduser().resolve()
     try:
         train, test = (cls(str(root_path), train=t, download=download) for t in (True, False))
-    except RuntimeError as err:  # torchvision: "Dataset not found ..." / failed download
-        how = ("the download failed" if download else "data.download=false")
+    except RuntimeError:  # torchvision: "Dataset not found or corrupted" / failed download
+        how = "the download failed" if download else "data.download=false"
         raise ConfigError(
-            "data.root", root_path,
-            f"{name} not found (expected {root_path}/{expected}); {how}: set data.download=true "
-            f"on a machine with internet, or copy the files there ({str(err).splitlines()[0]})",
+            "data.root",
+            root_path,
+            f"{name} not found or corrupted (expected {root_path}/{expected}); {how}: set "
+            "data.download=true on a machine with internet, or copy the files there",
         ) from None
     except OSError as err:  # URLError and friends when download=true without a network
         raise ConfigError(
-            "data.download", download,
+            "data.download",
+            download,
             f"downloading {name} to {root_path} failed ({err}); copy the files to "
             f"{root_path}/{expected} and set data.download=false",
         ) from None
@@ -150,8 +180,9 @@ def load_torchvision(name: str, root: str, download: bool = False, verify: bool 
         return x.contiguous(), torch.as_tensor(np.asarray(targets), dtype=torch.int64)
 
     (trx, try_), (tex, tey) = arrays(train), arrays(test)
-    return Source(name, trx, try_, tex, tey, num_classes=len(train.classes), scale=255.0,
-                  mean=mean, std=std)
+    return Source(
+        name, trx, try_, tex, tey, num_classes=len(train.classes), scale=255.0, mean=mean, std=std
+    )
 
 
 def _files_exist(self: object) -> bool:
@@ -160,8 +191,14 @@ def _files_exist(self: object) -> bool:
     return all((root / f).is_file() for f in names)
 
 
-def load_synthetic(shape: Sequence[int], num_classes: int = 10, n_train: int = 2000,
-                   n_test: int = 500, rule_seed: int = 0, label_noise: float = 0.0) -> Source:
+def load_synthetic(
+    shape: Sequence[int],
+    num_classes: int = 10,
+    n_train: int = 2000,
+    n_test: int = 500,
+    rule_seed: int = 0,
+    label_noise: float = 0.0,
+) -> Source:
     """Examples of any shape with a planted, learnable rule.
 
     x is Gaussian noise quantised to uint8 (like a stored image); the label is the argmax of a
@@ -171,23 +208,35 @@ def load_synthetic(shape: Sequence[int], num_classes: int = 10, n_train: int = 2
     """
     shape = tuple(int(s) for s in shape)
     if not shape or any(s < 1 for s in shape):
-        raise ConfigError("data.source.shape", list(shape), "a list of positive ints, e.g. [3,32,32]")
+        raise ConfigError(
+            "data.source.shape", list(shape), "a list of positive ints, e.g. [3,32,32]"
+        )
     if num_classes < 2:
         raise ConfigError("data.source.num_classes", num_classes, "an int >= 2")
     g = torch.Generator().manual_seed(rule_seed)
     n = n_train + n_test
     raw = (torch.randn((n, *shape), generator=g) * 40 + 128).round().clamp(0, 255).to(torch.uint8)
     z = (raw.float() - 128) / 40
-    feats = F.adaptive_avg_pool2d(z, (min(shape[1], 4), min(shape[2], 4))) if len(shape) == 3 else z
+    feats = (
+        F.adaptive_avg_pool2d(z, (min(shape[1], 4), min(shape[2], 4))) if len(shape) == 3 else z
+    )
     feats = feats.flatten(1)
     w = torch.randn((feats.shape[1], num_classes), generator=g)
     y = (feats @ w).argmax(1)
     flip = torch.rand(n, generator=g) < label_noise
     y = torch.where(flip, torch.randint(num_classes, (n,), generator=g), y)
     channels = shape[0] if len(shape) == 3 else 1
-    return Source(f"synthetic{list(shape)}", raw[:n_train], y[:n_train], raw[n_train:],
-                  y[n_train:], num_classes=num_classes, scale=255.0,
-                  mean=(128 / 255,) * channels, std=(40 / 255,) * channels)
+    return Source(
+        f"synthetic{list(shape)}",
+        raw[:n_train],
+        y[:n_train],
+        raw[n_train:],
+        y[n_train:],
+        num_classes=num_classes,
+        scale=255.0,
+        mean=(128 / 255,) * channels,
+        std=(40 / 255,) * channels,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -214,7 +263,10 @@ def split(source: Source, val_fraction: float, split_seed: int) -> Splits:
         train=Part(source.train_x[train_idx], source.train_y[train_idx]),
         val=Part(source.train_x[val_idx], source.train_y[val_idx]),
         test=Part(source.test_x, source.test_y),
-        num_classes=source.num_classes, scale=source.scale, mean=mean, std=std,
+        num_classes=source.num_classes,
+        scale=source.scale,
+        mean=mean,
+        std=std,
     )
 
 
@@ -226,20 +278,22 @@ def augment(x: Tensor, kind: str, pad: int, generators: Sequence[torch.Generator
     """
     if kind == "none":
         return x
-    B, K = x.shape[:2]
+    B = x.shape[0]
     draws = [torch.rand(B, 3, generator=g, device=g.device) for g in generators]
     u = torch.stack(draws, 1).to(x.device).flatten(0, 1)  # (B*K, 3): flip, dy, dx in [0, 1)
     out = x.flatten(0, 1)
     if "flip" in kind:
         out = torch.where((u[:, 0] < 0.5)[:, None, None, None], out.flip(-1), out)
     if "crop" in kind and pad > 0:
-        out = _translate(out, pad, (u[:, 1] * (2 * pad + 1)).long(), (u[:, 2] * (2 * pad + 1)).long())
+        out = _translate(
+            out, pad, (u[:, 1] * (2 * pad + 1)).long(), (u[:, 2] * (2 * pad + 1)).long()
+        )
     return out.view_as(x)
 
 
 def _translate(x: Tensor, pad: int, dy: Tensor, dx: Tensor) -> Tensor:
     """Random crop after reflect padding: x (N, C, H, W), offsets dy, dx (N,) in [0, 2*pad]."""
-    N, C, H, W = x.shape
+    N, _, H, W = x.shape
     padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
     rows = dy[:, None] + torch.arange(H, device=x.device)  # (N, H)
     cols = dx[:, None] + torch.arange(W, device=x.device)  # (N, W)

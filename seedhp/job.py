@@ -13,7 +13,7 @@ import logging
 import random
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -57,8 +57,24 @@ class JobInfo:
         """Model, data, optimizer and every non-seed override: names a configuration."""
         picked = dict(self.choices)
         parts = [picked.get(g, "?") for g in ("model", "data", "optimizer", "schedule")]
-        extra = [o for o in self.overrides if not o.split("=")[0].lstrip("+~").startswith(
-            ("seed", "tracking.", "hydra", "paths.", "model=", "data=", "optimizer=", "schedule="))]
+        extra = [
+            o
+            for o in self.overrides
+            if not o.split("=")[0]
+            .lstrip("+~")
+            .startswith(
+                (
+                    "seed",
+                    "tracking.",
+                    "hydra",
+                    "paths.",
+                    "model=",
+                    "data=",
+                    "optimizer=",
+                    "schedule=",
+                )
+            )
+        ]
         return " ".join(["/".join(parts), *sorted(extra)])
 
 
@@ -69,9 +85,15 @@ def job_info() -> JobInfo:
     if not HydraConfig.initialized():
         return JobInfo()
     hc = HydraConfig.get()
-    choices = {k: str(v) for k, v in hc.runtime.choices.items() if v is not None and "hydra" not in k}
-    return JobInfo(multirun=hc.mode == RunMode.MULTIRUN, output_dir=str(hc.runtime.output_dir),
-                   choices=tuple(sorted(choices.items())), overrides=tuple(hc.overrides.task))
+    choices = {
+        k: str(v) for k, v in hc.runtime.choices.items() if v is not None and "hydra" not in k
+    }
+    return JobInfo(
+        multirun=hc.mode == RunMode.MULTIRUN,
+        output_dir=str(hc.runtime.output_dir),
+        choices=tuple(sorted(choices.items())),
+        overrides=tuple(hc.overrides.task),
+    )
 
 
 def check(cfg: DictConfig) -> tuple[Settings, Splits]:
@@ -82,8 +104,11 @@ def check(cfg: DictConfig) -> tuple[Settings, Splits]:
     streams = derive_seeds(settings.seed, settings.pinned)
     data = load_splits(cfg, settings.val_fraction, streams.split)
     if settings.train.batch_size > len(data.train):
-        raise ConfigError("train.batch_size", settings.train.batch_size,
-                          f"must be <= the {len(data.train)} training examples of {data.name}")
+        raise ConfigError(
+            "train.batch_size",
+            settings.train.batch_size,
+            f"must be <= the {len(data.train)} training examples of {data.name}",
+        )
     check_augment(settings.train.augment, data.shape, settings.train.crop_padding)
     factory = _instantiate(cfg.model)
     with torch.device("meta"):  # builds the architecture without allocating it
@@ -103,21 +128,36 @@ def run(cfg: DictConfig) -> float:
     run_id = _start_run(tracker, cfg, settings, streams, info)
     recorder = _EpochRecorder(tracker, run_id, verbose=not info.multirun)
     try:
-        [result] = train(_instantiate(cfg.model), _instantiate(cfg.optimizer), data.to(device),
-                         [streams], settings.train, device, on_epoch=recorder,
-                         keep_predictions=settings.tracking.save_predictions)
+        [result] = train(
+            _instantiate(cfg.model),
+            _instantiate(cfg.optimizer),
+            data.to(device),
+            [streams],
+            settings.train,
+            device,
+            on_epoch=recorder,
+            keep_predictions=settings.tracking.save_predictions,
+        )
     except BaseException as err:
         recorder.flush()
-        tracker.log(run_id, tags={"seedhp.status": "failed",
-                                  "seedhp.error": f"{type(err).__name__}: {err}"})
+        tracker.log(
+            run_id,
+            tags={"seedhp.status": "failed", "seedhp.error": f"{type(err).__name__}: {err}"},
+        )
         tracker.end_run(run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
         raise
     _finish_run(tracker, run_id, result, recorder, settings)
     value = objective_value(result.final, settings.objective)
     (log.debug if info.multirun else log.info)(
-        "seed %d %s: %s %.4f, test_acc %.4f (%.2f s) -> MLflow run %s", settings.seed,
-        result.status, settings.objective, value, result.final["test_acc"],
-        result.final["train_seconds"], run_id)
+        "seed %d %s: %s %.4f, test_acc %.4f (%.2f s) -> MLflow run %s",
+        settings.seed,
+        result.status,
+        settings.objective,
+        value,
+        result.final["test_acc"],
+        result.final["train_seconds"],
+        run_id,
+    )
     return value
 
 
@@ -127,21 +167,30 @@ def run(cfg: DictConfig) -> float:
 def _container(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config without Hydra's own node (whose runtime values a composed sweep
     config does not have yet)."""
-    return {str(k): OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
-            for k, v in ((k, cfg[k]) for k in cfg if k != "hydra")}
+    return {
+        str(k): OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+        for k, v in ((k, cfg[k]) for k in cfg if k != "hydra")
+    }
 
 
 def _instantiate(node: DictConfig) -> Any:
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    return instantiate(node, _convert_="all")
+    try:
+        return instantiate(node, _convert_="all")
+    except InstantiationException as err:  # bad input found by the target keeps its one line
+        if isinstance(err.__cause__, ConfigError):
+            raise err.__cause__ from None
+        raise
 
 
 @lru_cache(maxsize=4)
 def _source(spec: str) -> Source:
     """Loaded once per process per data set (jobs of an in-process multirun share it; it is never
     modified in place)."""
-    return _instantiate(OmegaConf.create(json.loads(spec)))  # type: ignore[no-any-return]
+    source: Source = _instantiate(OmegaConf.create(json.loads(spec)))
+    return source
 
 
 @lru_cache(maxsize=8)
@@ -166,17 +215,29 @@ def _reset_global_state(streams: SeedStreams, deterministic: bool) -> None:
     torch.set_grad_enabled(True)
 
 
-def _start_run(tracker: Tracker, cfg: DictConfig, settings: Settings, streams: SeedStreams,
-               info: JobInfo) -> str:
+def _start_run(
+    tracker: Tracker, cfg: DictConfig, settings: Settings, streams: SeedStreams, info: JobInfo
+) -> str:
     container = _container(cfg)
     params = {**flatten(container), **streams.as_params()}
     picked = dict(info.choices)
     tags = {
-        "seed": str(settings.seed), "config_id": settings.config_id,
-        "seedhp.role": settings.tracking.role, "seedhp.status": "running",
-        "seedhp.label": info.label, "seedhp.job_dir": info.output_dir,
-        **{f"seedhp.{g}": picked[g] for g in ("model", "data", "optimizer", "schedule") if g in picked},
-        **({"seedhp.sweep": settings.tracking.parent_run_id} if settings.tracking.parent_run_id else {}),
+        "seed": str(settings.seed),
+        "config_id": settings.config_id,
+        "seedhp.role": settings.tracking.role,
+        "seedhp.status": "running",
+        "seedhp.label": info.label,
+        "seedhp.job_dir": info.output_dir,
+        **{
+            f"seedhp.{g}": picked[g]
+            for g in ("model", "data", "optimizer", "schedule")
+            if g in picked
+        },
+        **(
+            {"seedhp.sweep": settings.tracking.parent_run_id}
+            if settings.tracking.parent_run_id
+            else {}
+        ),
         **settings.tracking.tags,
     }
     name = f"{picked.get('model', 'model')}-{picked.get('data', 'data')}-seed{settings.seed}"
@@ -193,16 +254,24 @@ class _EpochRecorder:
         self.buffer: list[Any] = []
         self.last_flush = time.monotonic()
 
-    def __call__(self, epoch: int, epochs: int, per_seed: list[Mapping[str, float] | None]) -> None:
+    def __call__(self, epoch: int, epochs: int, per_seed: list[dict[str, float] | None]) -> None:
         values = per_seed[0]
         if values is None:
             return
         now_ms = int(time.time() * 1000)
         self.buffer += [metric(k, v, epoch, now_ms) for k, v in values.items()]
         if self.verbose:
-            log.info("epoch %*d/%d  train_loss %.4f  val_loss %.4f  val_acc %.4f  lr %.4g  (%.2f s)",
-                     len(str(epochs)), epoch, epochs, values["train_loss"], values["val_loss"],
-                     values["val_acc"], values["lr"], values["epoch_seconds"])
+            log.info(
+                "epoch %*d/%d  train_loss %.4f  val_loss %.4f  val_acc %.4f  lr %.4g  (%.2f s)",
+                len(str(epochs)),
+                epoch,
+                epochs,
+                values["train_loss"],
+                values["val_loss"],
+                values["val_acc"],
+                values["lr"],
+                values["epoch_seconds"],
+            )
         if time.monotonic() - self.last_flush > FLUSH_SECONDS:
             self.flush()
 
@@ -213,10 +282,16 @@ class _EpochRecorder:
         self.last_flush = time.monotonic()
 
 
-def _finish_run(tracker: Tracker, run_id: str, result: SeedResult, recorder: _EpochRecorder,
-                settings: Settings) -> None:
+def _finish_run(
+    tracker: Tracker, run_id: str, result: SeedResult, recorder: _EpochRecorder, settings: Settings
+) -> None:
     epochs = len(result.history["val_acc"])
-    finals = [metric(k, v, epochs) for k, v in result.final.items()]
+    # a final score that is the last epoch's value is already logged at that step
+    finals = [
+        metric(k, v, epochs)
+        for k, v in result.final.items()
+        if not (result.history.get(k) and result.history[k][-1] == v)
+    ]
     finals.append(metric("diverged", float(result.status == "diverged"), epochs))
     if result.diverged_epoch is not None:
         finals.append(metric("diverged_epoch", result.diverged_epoch, epochs))

@@ -52,14 +52,21 @@ class Composer:
     def _dirname(self, cfg: DictConfig, overrides: list[str]) -> str:
         """hydra.job.override_dirname as Hydra computes it."""
         spec = cfg.hydra.job.config.override_dirname
-        lines = sorted(o.input_line for o in self.parser.parse_overrides(overrides)
-                       if o.key_or_group not in spec.exclude_keys)
-        return re.sub("=", spec.kv_sep, spec.item_sep.join(lines))  # type: ignore[arg-type]
+        lines = sorted(
+            str(o.input_line)
+            for o in self.parser.parse_overrides(overrides)
+            if o.key_or_group not in spec.exclude_keys
+        )
+        return re.sub("=", spec.kv_sep, spec.item_sep.join(lines))
 
 
-def launch_in_process(hydra_context: HydraContext, task_function: TaskFunction,
-                      config: DictConfig, job_overrides: Sequence[Sequence[str]],
-                      initial_job_idx: int) -> list[JobReturn]:
+def launch_in_process(
+    hydra_context: HydraContext,
+    task_function: TaskFunction,
+    config: DictConfig,
+    job_overrides: Sequence[Sequence[str]],
+    initial_job_idx: int,
+) -> list[JobReturn]:
     """Run the jobs one after another here; a failing job is reported and the rest go on."""
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
@@ -74,17 +81,31 @@ def launch_in_process(hydra_context: HydraContext, task_function: TaskFunction,
             cfg.hydra.job.id = idx
             cfg.hydra.job.num = idx
         tic = time.perf_counter()
-        ret = run_job(hydra_context=hydra_context, task_function=task_function, config=cfg,
-                      job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+        ret = run_job(
+            hydra_context=hydra_context,
+            task_function=task_function,
+            config=cfg,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
         configure_log(config.hydra.hydra_logging, config.hydra.verbose)
-        log.info("job %*d/%d  %s  %s  (%.1f s)", len(str(n)), i + 1, n, _shown(overrides),
-                 _outcome(ret, cfg), time.perf_counter() - tic)
+        log.info(
+            "job %*d/%d  %s  %s  (%.1f s)",
+            len(str(n)),
+            i + 1,
+            n,
+            _shown(overrides),
+            _outcome(ret, cfg),
+            time.perf_counter() - tic,
+        )
         returns.append(ret)
     return returns
 
 
 def _shown(overrides: Sequence[str]) -> str:
-    return " ".join(o for o in overrides if not o.startswith(("tracking.parent_run_id=", "tracking.role=")))
+    return " ".join(
+        o for o in overrides if not o.startswith(("tracking.parent_run_id=", "tracking.role="))
+    )
 
 
 def _outcome(ret: JobReturn, cfg: DictConfig) -> str:
@@ -92,4 +113,5 @@ def _outcome(ret: JobReturn, cfg: DictConfig) -> str:
         err = ret._return_value
         return f"FAILED: {type(err).__name__}: {err}"
     objective = OmegaConf.select(cfg, "train.objective", default="objective")
-    return f"{objective} {ret.return_value:.4f}"
+    value = ret.return_value
+    return f"{objective} {value:.4f}" if value == value else f"{objective} nan (diverged)"

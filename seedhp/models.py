@@ -41,7 +41,9 @@ def _require_image(shape: Sequence[int], model: str) -> tuple[int, int, int]:
     if len(shape) != 3:
         from seedhp.errors import ConfigError
 
-        raise ConfigError("model", model, f"needs image data (C, H, W); the data are {tuple(shape)}")
+        raise ConfigError(
+            "model", model, f"needs image data (C, H, W); the data are {tuple(shape)}"
+        )
     c, h, w = shape
     return int(c), int(h), int(w)
 
@@ -49,8 +51,13 @@ def _require_image(shape: Sequence[int], model: str) -> tuple[int, int, int]:
 class MLP(nn.Sequential):
     """Flatten -> [Linear -> ReLU -> Dropout] per hidden width -> Linear."""
 
-    def __init__(self, shape: Sequence[int], num_classes: int, hidden: Sequence[int] = (128,),
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        shape: Sequence[int],
+        num_classes: int,
+        hidden: Sequence[int] = (128,),
+        dropout: float = 0.0,
+    ) -> None:
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(shape)
         for h in hidden:
@@ -63,15 +70,21 @@ class MLP(nn.Sequential):
 
 
 def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                         nn.ReLU())
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()
+    )
 
 
 class CNN(nn.Sequential):
     """[conv3x3-BN-ReLU-maxpool2] per width -> global average pool -> Dropout -> Linear."""
 
-    def __init__(self, shape: Sequence[int], num_classes: int, widths: Sequence[int] = (32, 64),
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        shape: Sequence[int],
+        num_classes: int,
+        widths: Sequence[int] = (32, 64),
+        dropout: float = 0.0,
+    ) -> None:
         c, _, _ = _require_image(shape, "cnn")
         layers: list[nn.Module] = []
         for w in widths:
@@ -97,11 +110,18 @@ class ResNet9(nn.Sequential):
 
         super().__init__(
             conv_bn(c, w),
-            conv_bn(w, 2 * w), pool(), Residual(conv_bn(2 * w, 2 * w), conv_bn(2 * w, 2 * w)),
-            conv_bn(2 * w, 4 * w), pool(),
-            conv_bn(4 * w, 8 * w), pool(), Residual(conv_bn(8 * w, 8 * w), conv_bn(8 * w, 8 * w)),
-            nn.AdaptiveMaxPool2d(1), nn.Flatten(),
-            nn.Linear(8 * w, num_classes, bias=False), Scale(0.125),
+            conv_bn(w, 2 * w),
+            pool(),
+            Residual(conv_bn(2 * w, 2 * w), conv_bn(2 * w, 2 * w)),
+            conv_bn(2 * w, 4 * w),
+            pool(),
+            conv_bn(4 * w, 8 * w),
+            pool(),
+            Residual(conv_bn(8 * w, 8 * w), conv_bn(8 * w, 8 * w)),
+            nn.AdaptiveMaxPool2d(1),
+            nn.Flatten(),
+            nn.Linear(8 * w, num_classes, bias=False),
+            Scale(0.125),
         )
 
 
@@ -114,7 +134,7 @@ def resnet18(shape: Sequence[int], num_classes: int) -> nn.Module:
     model = torchvision.models.resnet18(num_classes=num_classes)
     model.conv1 = nn.Conv2d(c, 64, kernel_size=3, stride=1, padding=1, bias=False)
     nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
-    model.maxpool = nn.Identity()  # type: ignore[assignment]
+    model.maxpool = nn.Identity()
     return model
 
 
@@ -122,7 +142,9 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def build_seeded(factory: object, shape: Sequence[int], num_classes: int, init_seed: int) -> nn.Module:
+def build_seeded(
+    factory: object, shape: Sequence[int], num_classes: int, init_seed: int
+) -> nn.Module:
     """Build one model with its weights drawn from the `init` stream, leaving the global RNG as
     it was: the same init seed gives bit-identical weights whatever ran before."""
     with torch.random.fork_rng(devices=[]):

@@ -54,34 +54,42 @@ def summarize(records: Sequence[Mapping[str, Any]], objective: str) -> list[Conf
         best, worst = (ranked[0], ranked[-1]) if ranked else (None, None)
         nan = math.nan
         tests = [float(r["test_acc"]) for r in done if not math.isnan(r["test_acc"])]
-        out.append(ConfigSummary(
-            config_id=cid, label=str(rows[0].get("label", cid)), n=len(values),
-            mean=statistics.fmean(values) if values else nan,
-            std=statistics.stdev(values) if len(values) > 1 else nan,
-            min=min(values, default=nan), max=max(values, default=nan),
-            gap=(max(values) - min(values)) if values else nan,
-            median=statistics.median(values) if values else nan,
-            best_seed=None if best is None else int(best["seed"]),
-            worst_seed=None if worst is None else int(worst["seed"]),
-            test_mean=statistics.fmean(tests) if tests else nan,
-            n_diverged=sum(r["status"] == "diverged" for r in rows),
-            n_failed=sum(r["status"] not in ("finished", "diverged") for r in rows),
-        ))
+        out.append(
+            ConfigSummary(
+                config_id=cid,
+                label=str(rows[0].get("label", cid)),
+                n=len(values),
+                mean=statistics.fmean(values) if values else nan,
+                std=statistics.stdev(values) if len(values) > 1 else nan,
+                min=min(values, default=nan),
+                max=max(values, default=nan),
+                gap=(max(values) - min(values)) if values else nan,
+                median=statistics.median(values) if values else nan,
+                best_seed=None if best is None else int(best["seed"]),
+                worst_seed=None if worst is None else int(worst["seed"]),
+                test_mean=statistics.fmean(tests) if tests else nan,
+                n_diverged=sum(r["status"] == "diverged" for r in rows),
+                n_failed=sum(r["status"] not in ("finished", "diverged") for r in rows),
+            )
+        )
     return out
 
 
 def format_table(summaries: Sequence[ConfigSummary], objective: str) -> str:
     """A fixed-width table, one row per configuration."""
-    head = (f"{'config_id':<12}  {'n':>4}  {'mean':>7}  {'std':>7}  {'min':>7}  {'max':>7}  "
-            f"{'gap':>7}  {'median':>7}  {'best seed':>9}  {'worst seed':>10}  {'test mean':>9}  "
-            f"{'diverged':>8}  {'failed':>6}  configuration")
+    head = (
+        f"{'config_id':<12}  {'n':>4}  {'mean':>7}  {'std':>7}  {'min':>7}  {'max':>7}  "
+        f"{'gap':>7}  {'median':>7}  {'best seed':>9}  {'worst seed':>10}  {'test mean':>9}  "
+        f"{'diverged':>8}  {'failed':>6}  configuration"
+    )
     lines = [f"{objective} over seeds, per configuration:", head]
     for s in summaries:
         lines.append(
             f"{s.config_id:<12}  {s.n:>4}  {s.mean:>7.4f}  {s.std:>7.4f}  {s.min:>7.4f}  "
             f"{s.max:>7.4f}  {s.gap:>7.4f}  {s.median:>7.4f}  {_seed(s.best_seed):>9}  "
             f"{_seed(s.worst_seed):>10}  {s.test_mean:>9.4f}  {s.n_diverged:>8}  {s.n_failed:>6}  "
-            f"{s.label}")
+            f"{s.label}"
+        )
     return "\n".join(lines)
 
 

@@ -37,16 +37,21 @@ def expand(overrides: Sequence[Override]) -> list[list[str]]:
     lists: dict[str, list[str]] = {}
     for o in overrides:
         key = o.get_key_element()
+        text = (o.input_line or "").split("=", 1)[-1]  # the value as the user wrote it
         if o.is_sweep_override():
             if not o.is_discrete_sweep():
-                raise ConfigError(key, o.get_value_element_as_str(),
-                                  "the grid sweeper takes a,b,c lists, choice(...) and range(...); "
-                                  "intervals need hydra/sweeper=optuna")
+                raise ConfigError(
+                    key,
+                    text,
+                    "the grid sweeper takes a,b,c lists, choice(...) and range(...); "
+                    "intervals need hydra/sweeper=optuna",
+                )
             values = list(o.sweep_iterator())
             if not values:
                 example = " e.g. seed='range(0,10)'" if o.key_or_group == "seed" else ""
-                raise ConfigError(key, o.get_value_element_as_str(),
-                                  f"the sweep is empty: give at least one value;{example}")
+                raise ConfigError(
+                    key, text, f"the sweep is empty: give at least one value;{example}"
+                )
             if o.key_or_group == "seed":
                 for v in values:
                     check_seed(v)
@@ -67,14 +72,22 @@ def configurations(jobs: Sequence[Sequence[str]]) -> dict[tuple[str, ...], list[
     return groups
 
 
-def grid_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launcher,
-               params: dict[str, str], arguments: list[str], max_batch_size: int | None,
-               with_summary: bool = True) -> list[Sequence[JobReturn]]:
+def grid_sweep(
+    hydra_context: HydraContext,
+    config: DictConfig,
+    launcher: Launcher,
+    params: dict[str, str],
+    arguments: list[str],
+    max_batch_size: int | None,
+    with_summary: bool = True,
+) -> list[Sequence[JobReturn]]:
     parser = OverridesParser.create(config_loader=hydra_context.config_loader)
     with exit_on_config_error():
         jobs = expand(parser.parse_overrides([f"{k}={v}" for k, v in params.items()] + arguments))
-        checked = [check(hydra_context.config_loader.load_sweep_config(config, job))
-                   for job in configurations(jobs).values()]
+        checked = [
+            check(hydra_context.config_loader.load_sweep_config(config, job))
+            for job in configurations(jobs).values()
+        ]
     settings = checked[0][0]
     log.info("sweep: %d seed-runs over %d configuration(s), all checked", len(jobs), len(checked))
 
@@ -83,17 +96,22 @@ def grid_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launch
     OmegaConf.save(config, sweep_dir / "multirun.yaml")
     tracker = Tracker(settings.tracking.uri, settings.tracking.experiment)
     parent = tracker.start_run(
-        f"sweep {sweep_dir.name}", {"seedhp.kind": "sweep", "seedhp.sweep_dir": str(sweep_dir),
-                                    "seedhp.command": " ".join(arguments),
-                                    "seedhp.objective": settings.objective},
-        parent_id=settings.tracking.parent_run_id)
+        f"sweep {sweep_dir.name}",
+        {
+            "seedhp.kind": "sweep",
+            "seedhp.sweep_dir": str(sweep_dir.resolve()),
+            "seedhp.command": " ".join(arguments),
+            "seedhp.objective": settings.objective,
+        },
+        parent_id=settings.tracking.parent_run_id,
+    )
     jobs = [[*job, f"tracking.parent_run_id={parent}"] for job in jobs]
     returns: list[Sequence[JobReturn]] = []
     status = "FAILED"
     try:
         batch = max_batch_size or len(jobs)
         for start in range(0, len(jobs), batch):
-            returns.append(launcher.launch(jobs[start:start + batch], initial_job_idx=start))
+            returns.append(launcher.launch(jobs[start : start + batch], initial_job_idx=start))
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -106,23 +124,45 @@ def grid_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launch
     return returns
 
 
-def _close_parent(tracker: Tracker, parent: str, settings: Settings, sweep_dir: Path,
-                  status: str, failed: list[JobReturn]) -> list[ConfigSummary]:
+def _close_parent(
+    tracker: Tracker,
+    parent: str,
+    settings: Settings,
+    sweep_dir: Path,
+    status: str,
+    failed: list[JobReturn],
+) -> list[ConfigSummary]:
     rows = run_rows(tracker.children(parent), settings.objective)
     summaries = summarize(rows, settings.objective)
     table = format_table(summaries, settings.objective)
     (sweep_dir / "summary.txt").write_text(table + "\n")
-    (sweep_dir / "summary.json").write_text(json.dumps(
-        {"objective": settings.objective, "parent_run_id": parent,
-         "configurations": [_nan_to_none(s.as_dict()) for s in summaries]}, indent=2))
+    (sweep_dir / "summary.json").write_text(
+        json.dumps(
+            {
+                "objective": settings.objective,
+                "parent_run_id": parent,
+                "configurations": [_nan_to_none(s.as_dict()) for s in summaries],
+            },
+            indent=2,
+        )
+    )
     tracker.log_artifact(parent, sweep_dir / "summary.txt")
     tracker.log_artifact(parent, sweep_dir / "summary.json")
     metrics = [metric("seed_runs", len(rows)), metric("failed_runs", len(failed))]
     if len(summaries) == 1:  # one configuration: its seed statistics on the parent itself
         s = summaries[0]
-        metrics += [metric(f"{settings.objective}_{k}", v) for k, v in
-                    (("mean", s.mean), ("std", s.std), ("min", s.min), ("max", s.max),
-                     ("gap", s.gap), ("median", s.median)) if not math.isnan(v)]
+        metrics += [
+            metric(f"{settings.objective}_{k}", v)
+            for k, v in (
+                ("mean", s.mean),
+                ("std", s.std),
+                ("min", s.min),
+                ("max", s.max),
+                ("gap", s.gap),
+                ("median", s.median),
+            )
+            if not math.isnan(v)
+        ]
     tracker.log(parent, metrics=metrics)
     if status == "FINISHED" and rows and all(r["status"] != "finished" for r in rows):
         status = "FAILED"
@@ -130,19 +170,28 @@ def _close_parent(tracker: Tracker, parent: str, settings: Settings, sweep_dir: 
     return summaries
 
 
-def _report(summaries: list[ConfigSummary], settings: Settings, tracker: Tracker, parent: str,
-            sweep_dir: Path, failed: list[JobReturn]) -> str:
+def _report(
+    summaries: list[ConfigSummary],
+    settings: Settings,
+    tracker: Tracker,
+    parent: str,
+    sweep_dir: Path,
+    failed: list[JobReturn],
+) -> str:
     lines = ["", format_table(summaries, settings.objective)]
     if failed:
-        lines.append(f"{len(failed)} seed-run(s) failed; their errors are in their MLflow runs "
-                     f"(tag seedhp.error) and job logs under {sweep_dir}")
+        lines.append(
+            f"{len(failed)} seed-run(s) failed; their errors are in their MLflow runs "
+            f"(tag seedhp.error) and job logs under {sweep_dir}"
+        )
     uri = settings.tracking.uri
     lines += [
         f"Sweep directory: {sweep_dir}",
         f"MLflow: experiment '{settings.tracking.experiment}', parent run {parent} "
         f"(its seed-runs are nested under it)",
         f"Browse: make ui   (or: mlflow ui --backend-store-uri {uri})"
-        if uri.startswith("sqlite:") else f"Browse: {uri}",
+        if uri.startswith("sqlite:")
+        else f"Browse: {uri}",
     ]
     return "\n".join(lines)
 

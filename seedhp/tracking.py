@@ -40,8 +40,13 @@ class Tracker:
         self.client = _client(uri)
         self.experiment_id = _experiment_id(self.client, uri, experiment)
 
-    def start_run(self, name: str, tags: Mapping[str, str], parent_id: str | None = None,
-                  params: Mapping[str, str] | None = None) -> str:
+    def start_run(
+        self,
+        name: str,
+        tags: Mapping[str, str],
+        parent_id: str | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> str:
         all_tags = {**tags, **({PARENT_TAG: parent_id} if parent_id else {})}
         run = self.client.create_run(self.experiment_id, run_name=name, tags=dict(all_tags))
         run_id = run.info.run_id
@@ -49,8 +54,13 @@ class Tracker:
             self.log(run_id, params=params)
         return str(run_id)
 
-    def log(self, run_id: str, metrics: Sequence[Metric] = (),
-            params: Mapping[str, str] | None = None, tags: Mapping[str, str] | None = None) -> None:
+    def log(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
         """Everything in as few log_batch requests as MLflow's per-request limits allow."""
         from mlflow.entities import Param, RunTag
 
@@ -67,7 +77,9 @@ class Tracker:
     def log_text(self, run_id: str, text: str, path: str) -> None:
         self.client.log_text(run_id, text, path)
 
-    def log_artifact(self, run_id: str, local_path: str | Path, artifact_path: str | None = None) -> None:
+    def log_artifact(
+        self, run_id: str, local_path: str | Path, artifact_path: str | None = None
+    ) -> None:
         self.client.log_artifact(run_id, str(local_path), artifact_path)
 
     def end_run(self, run_id: str, status: str) -> None:
@@ -80,8 +92,11 @@ class Tracker:
         token = None
         while True:
             page = self.client.search_runs(
-                [self.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'",
-                max_results=1000, page_token=token)
+                [self.experiment_id],
+                filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'",
+                max_results=1000,
+                page_token=token,
+            )
             runs.extend(page)
             token = page.token
             if not token:
@@ -98,14 +113,20 @@ def check_reachable(uri: str) -> None:
             urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).close()
         except (urllib.error.URLError, OSError, ValueError) as err:
             reason = getattr(err, "reason", err)
-            raise ConfigError("tracking.uri", uri,
-                              f"no MLflow tracking server answers there ({reason}); start one "
-                              "with `mlflow server` or fix the URL") from None
+            raise ConfigError(
+                "tracking.uri",
+                uri,
+                f"no MLflow tracking server answers there ({reason}); start one "
+                "with `mlflow server` or fix the URL",
+            ) from None
     elif uri.startswith("sqlite:"):
         if not uri.startswith("sqlite:///") or uri == "sqlite:///":
-            raise ConfigError("tracking.uri", uri,
-                              "an SQLite URI is sqlite:///relative/path.db or sqlite:////abs/path.db")
-        Path(uri[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            raise ConfigError(
+                "tracking.uri",
+                uri,
+                "an SQLite URI is sqlite:///relative/path.db or sqlite:////abs/path.db",
+            )
+        Path(uri[len("sqlite:///") :]).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
 @lru_cache(maxsize=8)
@@ -115,8 +136,12 @@ def _client(uri: str) -> MlflowClient:
 
     for name in ("alembic", "mlflow"):  # after import: mlflow sets its loggers up on import
         logging.getLogger(name).setLevel(logging.WARNING)
-
-    return MlflowClient(tracking_uri=uri)
+    try:
+        return MlflowClient(tracking_uri=uri)
+    except Exception as err:  # unknown scheme, missing database driver, unreadable store
+        raise ConfigError(
+            "tracking.uri", uri, f"cannot use this MLflow store ({_first_line(err)})"
+        ) from None
 
 
 @lru_cache(maxsize=32)
@@ -125,20 +150,28 @@ def _experiment_id(client: MlflowClient, uri: str, name: str) -> str:
         found = client.get_experiment_by_name(name)
         if found is not None:
             if found.lifecycle_stage == "deleted":
-                raise ConfigError("tracking.experiment", name,
-                                  "that experiment is deleted in the store; restore it or pick "
-                                  "another name")
+                raise ConfigError(
+                    "tracking.experiment",
+                    name,
+                    "that experiment is deleted in the store; restore it or pick another name",
+                )
             return str(found.experiment_id)
         location = None
         if uri.startswith("sqlite:///"):  # keep artifacts beside the database, not in CWD
-            db = Path(uri[len("sqlite:///"):]).expanduser().resolve()
+            db = Path(uri[len("sqlite:///") :]).expanduser().resolve()
             location = (db.parent / "mlartifacts").as_uri()
         return str(client.create_experiment(name, artifact_location=location))
     except ConfigError:
         raise
     except Exception as err:  # MlflowException, SQLAlchemy errors: a store we cannot use
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError("tracking.uri", uri, f"cannot use this MLflow store ({first})") from None
+        raise ConfigError(
+            "tracking.uri", uri, f"cannot use this MLflow store ({_first_line(err)})"
+        ) from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
 
 
 def run_rows(runs: Iterable[Run], objective: str) -> list[dict[str, Any]]:
@@ -148,13 +181,17 @@ def run_rows(runs: Iterable[Run], objective: str) -> list[dict[str, Any]]:
         tags, metrics = r.data.tags, r.data.metrics
         if "config_id" not in tags or "seed" not in tags:
             continue
-        rows.append({
-            "run_id": r.info.run_id,
-            "config_id": tags["config_id"],
-            "seed": int(tags["seed"]),
-            "status": tags.get("seedhp.status", "failed" if r.info.status == "FAILED" else "running"),
-            "value": metrics.get(objective, float("nan")),
-            "test_acc": metrics.get("test_acc", float("nan")),
-            "label": tags.get("seedhp.label", tags["config_id"]),
-        })
+        rows.append(
+            {
+                "run_id": r.info.run_id,
+                "config_id": tags["config_id"],
+                "seed": int(tags["seed"]),
+                "status": tags.get(
+                    "seedhp.status", "failed" if r.info.status == "FAILED" else "running"
+                ),
+                "value": metrics.get(objective, float("nan")),
+                "test_acc": metrics.get("test_acc", float("nan")),
+                "label": tags.get("seedhp.label", tags["config_id"]),
+            }
+        )
     return rows

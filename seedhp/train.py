@@ -24,8 +24,15 @@ from seedhp.seeds import SeedStreams
 
 SCHEDULES = ("constant", "cosine", "onecycle")
 EPOCH_METRICS = ("train_loss", "val_loss", "val_acc", "lr", "epoch_seconds")
-FINAL_METRICS = ("val_acc", "val_loss", "best_val_acc", "test_acc", "test_loss", "train_loss",
-                 "train_seconds")
+FINAL_METRICS = (
+    "val_acc",
+    "val_loss",
+    "best_val_acc",
+    "test_acc",
+    "test_loss",
+    "train_loss",
+    "train_seconds",
+)
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,8 @@ def train(
     steps = steps_per_epoch(len(data.train), B)
     total = steps * settings.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda i: settings.schedule.factor(i, total))
+        optimizer, lambda i: settings.schedule.factor(i, total)
+    )
     base_lr = optimizer.param_groups[0]["lr"]
 
     history: list[dict[str, list[float]]] = [{m: [] for m in EPOCH_METRICS} for _ in seeds]
@@ -118,7 +126,7 @@ def train(
         perm = perm.to(device)  # (N, K): column k is seed k's order of the training examples
         loss_sum = torch.zeros(K, device=device)
         for i in range(steps):
-            idx = perm[i * B:(i + 1) * B]  # (B, K)
+            idx = perm[i * B : (i + 1) * B]  # (B, K)
             x = data.normalize(data.train.x[idx])  # (B, K, *shape)
             x = augment(x, settings.augment, settings.crop_padding, augment_generators)
             losses = per_seed_loss(model(x), data.train.y[idx], settings.label_smoothing)  # (K,)
@@ -145,8 +153,8 @@ def train(
                 diverged_at[k] = epoch
                 continue
             values = (train_loss[k], val_loss_l[k], val_acc_l[k], lr, seconds)
-            this_epoch[k] = dict(zip(EPOCH_METRICS, values))
-            for name, value in zip(EPOCH_METRICS, values):
+            this_epoch[k] = dict(zip(EPOCH_METRICS, values, strict=True))
+            for name, value in zip(EPOCH_METRICS, values, strict=True):
                 history[k][name].append(value)
         if on_epoch is not None:
             on_epoch(epoch, settings.epochs, this_epoch)
@@ -168,24 +176,35 @@ def train(
             "train_loss": h["train_loss"][-1] if h["train_loss"] and not diverged else math.nan,
             "train_seconds": seconds,
         }
-        results.append(SeedResult(
-            seeds=s, history=h, final=final, status="diverged" if diverged else "finished",
-            diverged_epoch=diverged_at[k],
-            test_predictions=predictions[:, k].tolist() if keep_predictions else None,
-        ))
+        results.append(
+            SeedResult(
+                seeds=s,
+                history=h,
+                final=final,
+                status="diverged" if diverged else "finished",
+                diverged_epoch=diverged_at[k],
+                test_predictions=predictions[:, k].tolist() if keep_predictions else None,
+            )
+        )
     return results
 
 
 def per_seed_loss(logits: Tensor, y: Tensor, label_smoothing: float = 0.0) -> Tensor:
     """Mean cross-entropy of each seed: logits (B, K, C), labels (B, K) -> (K,)."""
     B, K, C = logits.shape
-    ce = F.cross_entropy(logits.reshape(B * K, C), y.reshape(B * K), reduction="none",
-                         label_smoothing=label_smoothing)
+    ce = F.cross_entropy(
+        logits.reshape(B * K, C),
+        y.reshape(B * K),
+        reduction="none",
+        label_smoothing=label_smoothing,
+    )
     return ce.view(B, K).t().contiguous().mean(1)  # reduce each seed's own contiguous row
 
 
 @torch.no_grad()
-def evaluate(model: Pack, data: Splits, part: Part, batch_size: int) -> tuple[Tensor, Tensor, Tensor]:
+def evaluate(
+    model: Pack, data: Splits, part: Part, batch_size: int
+) -> tuple[Tensor, Tensor, Tensor]:
     """Every seed on the same examples: mean loss (K,), accuracy (K,), predictions (N, K)."""
     model.eval()
     K = model.K
@@ -193,8 +212,8 @@ def evaluate(model: Pack, data: Splits, part: Part, batch_size: int) -> tuple[Te
     correct = torch.zeros(K, device=part.x.device)
     predictions = []
     for start in range(0, len(part), batch_size):
-        x = data.normalize(part.x[start:start + batch_size])
-        y = part.y[start:start + batch_size]
+        x = data.normalize(part.x[start : start + batch_size])
+        y = part.y[start : start + batch_size]
         b = x.shape[0]
         logits = model(x.unsqueeze(1).expand(b, K, *x.shape[1:]))  # (b, K, C)
         ce = F.cross_entropy(logits.reshape(b * K, -1), y.repeat_interleave(K), reduction="none")
@@ -213,6 +232,7 @@ def _generator(seed: int, device: torch.device) -> torch.Generator:
 def objective_value(final: dict[str, float], name: str) -> float:
     """The objective the sweeper sees; a misspelled name lists the metrics that exist."""
     if name not in final:
-        raise KeyError(f"objective {name!r} is not a metric of this run; metrics: "
-                       f"{', '.join(sorted(final))}")
+        raise KeyError(
+            f"objective {name!r} is not a metric of this run; metrics: {', '.join(sorted(final))}"
+        )
     return float(final[name])

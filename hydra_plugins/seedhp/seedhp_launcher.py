@@ -3,7 +3,6 @@ once), each composed once per configuration, with `job i/n` progress."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn
@@ -17,24 +16,28 @@ class SeedhpLauncherConf:
     _target_: str = "hydra_plugins.seedhp.seedhp_launcher.SeedhpLauncher"
 
 
-ConfigStore.instance().store(group="hydra/launcher", name="seedhp", node=SeedhpLauncherConf,
-                             provider="seedhp")
+ConfigStore.instance().store(
+    group="hydra/launcher", name="seedhp", node=SeedhpLauncherConf, provider="seedhp"
+)
 
 
 class SeedhpLauncher(Launcher):
     def __init__(self) -> None:
-        self.config: Optional[DictConfig] = None
-        self.hydra_context: Optional[HydraContext] = None
-        self.task_function: Optional[TaskFunction] = None
+        self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
+        self.task_function: TaskFunction | None = None
 
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
-              config: DictConfig) -> None:
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
-    def launch(self, job_overrides: Sequence[Sequence[str]],
-               initial_job_idx: int) -> Sequence[JobReturn]:
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
         from seedhp.launch import launch_in_process
 
         assert self.config is not None and self.hydra_context and self.task_function
-        return launch_in_process(self.hydra_context, self.task_function, self.config,
-                                 job_overrides, initial_job_idx)
+        return launch_in_process(
+            self.hydra_context, self.task_function, self.config, job_overrides, initial_job_idx
+        )

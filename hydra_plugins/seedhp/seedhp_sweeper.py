@@ -6,7 +6,7 @@ sys.modules, where dataclasses cannot resolve string annotations.
 """
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
@@ -19,34 +19,48 @@ from omegaconf import DictConfig
 @dataclass
 class SeedhpSweeperConf:
     _target_: str = "hydra_plugins.seedhp.seedhp_sweeper.SeedhpSweeper"
-    max_batch_size: Optional[int] = None  # jobs handed to the launcher at once; null: all
-    params: Optional[Dict[str, str]] = None  # sweep overrides kept in config (the CLI wins)
+    max_batch_size: int | None = None  # jobs handed to the launcher at once; null: all
+    params: dict[str, str] | None = None  # sweep overrides kept in config (the CLI wins)
     summary: bool = True  # print and log the per-configuration summary at the end
 
 
-ConfigStore.instance().store(group="hydra/sweeper", name="seedhp", node=SeedhpSweeperConf,
-                             provider="seedhp")
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="seedhp", node=SeedhpSweeperConf, provider="seedhp"
+)
 
 
 class SeedhpSweeper(Sweeper):
-    def __init__(self, max_batch_size: Optional[int] = None,
-                 params: Optional[Dict[str, str]] = None, summary: bool = True) -> None:
+    def __init__(
+        self,
+        max_batch_size: int | None = None,
+        params: dict[str, str] | None = None,
+        summary: bool = True,
+    ) -> None:
         self.max_batch_size = max_batch_size
         self.params = dict(params or {})
         self.summary = summary
-        self.config: Optional[DictConfig] = None
-        self.hydra_context: Optional[HydraContext] = None
-        self.launcher: Optional[Launcher] = None
+        self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
+        self.launcher: Launcher | None = None
 
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
-              config: DictConfig) -> None:
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
         self.config, self.hydra_context = config, hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config)
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
 
-    def sweep(self, arguments: List[str]) -> Any:
+    def sweep(self, arguments: list[str]) -> Any:
         from seedhp.sweep import grid_sweep
 
         assert self.config is not None and self.hydra_context is not None and self.launcher
-        return grid_sweep(self.hydra_context, self.config, self.launcher, self.params,
-                          list(arguments), self.max_batch_size, self.summary)
+        return grid_sweep(
+            self.hydra_context,
+            self.config,
+            self.launcher,
+            self.params,
+            list(arguments),
+            self.max_batch_size,
+            self.summary,
+        )

@@ -1,0 +1,198 @@
+"""End to end through `python -m seedhp`, as a user runs it."""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from seedhp.models import build_seeded
+from seedhp.seeds import derive_seeds
+from tests.conftest import ROOT, all_runs, cli, cli_env, mlflow_client
+from tests.flaky import FlakyMLP
+
+BAD_INPUTS = {
+    "negative seed": (["seed=-1"], "seed=-1: a seed must be an integer >= 0"),
+    "non-integer seed": (["seed=1.5"], "seed=1.5: a seed must be an integer >= 0"),
+    "empty seed range": (["-m", "seed=range(0,0)"], "seed=range(0,0): the sweep is empty"),
+    "bad seed in a sweep": (["-m", "seed=3,-2"], "seed=-2: a seed must be an integer >= 0"),
+    "negative lr": (["optimizer.lr=-0.1"], "optimizer.lr=-0.1: a number > 0.0"),
+    "zero lr in a sweep": (
+        ["-m", "seed=range(0,3)", "optimizer.lr=0"],
+        "optimizer.lr=0: a number > 0.0",
+    ),
+    "zero epochs": (["train.epochs=0"], "train.epochs=0: an integer >= 1"),
+    "batch too large": (["train.batch_size=5000"], "train.batch_size=5000: must be <= the 1294"),
+    "unknown device": (["train.device=tpu"], "train.device=tpu: allowed: auto, cpu, cuda"),
+    "cuda without gpu": (["train.device=cuda"], "train.device=cuda: no CUDA GPU"),
+    "misspelled objective": (
+        ["train.objective=val_accuracy"],
+        "train.objective=val_accuracy: not a metric",
+    ),
+    "missing data set": (["data=mnist", "paths.data=nodata"], "data.root="),
+    "unreachable tracking": (
+        ["tracking.uri=http://127.0.0.1:9"],
+        "tracking.uri=http://127.0.0.1:9: no MLflow",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_runs(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, tuple[Path, subprocess.CompletedProcess[str]]]:
+    """All bad-input commands at once (each pays the import of torch; run them side by side)."""
+    procs = {}
+    for name, (args, _) in BAD_INPUTS.items():
+        cwd = tmp_path_factory.mktemp("bad")
+        procs[name] = (
+            cwd,
+            subprocess.Popen(
+                [sys.executable, "-m", "seedhp", *args],
+                cwd=cwd,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=cli_env(),
+            ),
+        )
+    done = {}
+    for name, (cwd, p) in procs.items():
+        out, err = p.communicate(timeout=300)
+        done[name] = (cwd, subprocess.CompletedProcess(p.args, p.returncode, out, err))
+    return done
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_bad_input_fails_before_training_in_one_line(name: str, bad_runs) -> None:  # type: ignore[no-untyped-def]
+    cwd, result = bad_runs[name]
+    expected = BAD_INPUTS[name][1]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("seedhp: error: ")]
+    assert result.returncode == 2, result.stderr
+    assert len(errors) == 1 and errors[0].startswith(f"seedhp: error: {expected}"), result.stderr
+    assert "Traceback" not in result.stderr
+    assert all_runs(cwd / "outputs") == []  # nothing trained, nothing recorded
+
+
+def test_seed_sweep_end_to_end(tmp_path: Path) -> None:
+    result = cli(["-m", "seed=range(0,20)", "train.epochs=3"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    log = result.stdout + result.stderr
+    assert "job  1/20" in log and "job 20/20" in log
+    assert "Browse: make ui" in result.stdout
+
+    outputs = tmp_path / "outputs"
+    runs = all_runs(outputs)
+    [parent] = [r for r in runs if r.data.tags.get("seedhp.kind") == "sweep"]
+    children = [r for r in runs if r is not parent]
+    assert len(children) == 20 and parent.info.status == "FINISHED"
+    pid = parent.info.run_id
+    assert all(r.data.tags["mlflow.parentRunId"] == pid for r in children)
+    assert all(
+        r.data.tags["seedhp.sweep"] == pid and r.info.status == "FINISHED" for r in children
+    )
+    assert sorted(int(r.data.tags["seed"]) for r in children) == list(range(20))
+    assert len({r.data.tags["config_id"] for r in children}) == 1
+    child = children[0]
+    assert child.data.params["train.epochs"] == "3" and "seed_stream.init" in child.data.params
+    client = mlflow_client(outputs)
+    assert [m.step for m in client.get_metric_history(child.info.run_id, "train_loss")] == [
+        1,
+        2,
+        3,
+    ]
+    assert "config.yaml" in {a.path for a in client.list_artifacts(child.info.run_id)}
+
+    # the summary agrees with the runs it summarises
+    values = [r.data.metrics["val_acc"] for r in children]
+    assert parent.data.metrics["val_acc_mean"] == pytest.approx(sum(values) / 20)
+    assert parent.data.metrics["val_acc_gap"] == pytest.approx(max(values) - min(values))
+    sweep_dir = Path(parent.data.tags["seedhp.sweep_dir"])
+    summary = json.loads((sweep_dir / "summary.json").read_text())
+    [row] = summary["configurations"]
+    assert row["n"] == 20 and row["max"] == max(values)
+    best = next(r for r in children if int(r.data.tags["seed"]) == row["best_seed"])
+    assert best.data.metrics["val_acc"] == max(values)
+    assert {"summary.json", "summary.txt"} <= {a.path for a in client.list_artifacts(pid)}
+    for job in range(20):  # one Hydra job directory per seed, with its own resolved config
+        assert OmegaConf.load(sweep_dir / str(job) / ".hydra" / "config.yaml").seed == job
+
+
+def test_same_seed_same_bits_across_processes_and_after_other_jobs(tmp_path: Path) -> None:
+    args = ["train.epochs=3", "model.dropout=0.2", "data.augment=crop", "data.crop_padding=1"]
+    alone = cli(
+        ["seed=3", *args],
+        cwd=tmp_path / "a" if (tmp_path / "a").mkdir() is None else tmp_path,
+        env={"PYTHONHASHSEED": "1"},
+    )
+    after = cli(
+        ["-m", "seed=4,3", *args],
+        cwd=tmp_path / "b" if (tmp_path / "b").mkdir() is None else tmp_path,
+        env={"PYTHONHASHSEED": "2"},
+    )
+    assert alone.returncode == 0 and after.returncode == 0, alone.stderr + after.stderr
+
+    def seed3(where: str) -> dict[str, list[float]]:
+        outputs = tmp_path / where / "outputs"
+        [run] = [r for r in all_runs(outputs) if r.data.tags.get("seed") == "3"]
+        client = mlflow_client(outputs)
+        curves = {
+            m: [x.value for x in client.get_metric_history(run.info.run_id, m)]
+            for m in ("train_loss", "val_loss", "val_acc")
+        }
+        return {**curves, "test_loss": [run.data.metrics["test_loss"]]}
+
+    assert seed3("a") == seed3("b")
+
+
+def test_failing_seed_runs_do_not_take_the_sweep_down(tmp_path: Path) -> None:
+    flaky = functools.partial(FlakyMLP, hidden=[16])
+    doomed = {
+        s for s in range(6) if build_seeded(flaky, (1, 8, 8), 10, derive_seeds(s).init).doomed
+    }
+    assert 0 < len(doomed) < 6  # the plant must hit some seeds and spare others
+    result = cli(
+        [
+            "-m",
+            "seed=range(0,6)",
+            "model._target_=tests.flaky.FlakyMLP",
+            "~model.dropout",
+            "model.hidden=[16]",
+            "optimizer.lr=0.05,1e6",
+            "train.epochs=3",
+        ],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"{2 * len(doomed)} seed-run(s) failed" in result.stdout
+
+    runs = all_runs(tmp_path / "outputs")
+    [parent] = [r for r in runs if r.data.tags.get("seedhp.kind") == "sweep"]
+    children = [r for r in runs if r is not parent]
+    assert len(children) == 12 and parent.info.status == "FINISHED"
+    for r in children:
+        seed, lr = int(r.data.tags["seed"]), r.data.params["optimizer.lr"]
+        status = r.data.tags["seedhp.status"]
+        if seed in doomed:
+            assert status == "failed" and "planted failure" in r.data.tags["seedhp.error"]
+            assert r.info.status == "FAILED"
+        elif lr == "0.05":
+            assert status == "finished" and r.info.status == "FINISHED"
+        else:
+            assert status == "diverged" and r.data.metrics["diverged"] == 1.0
+            assert r.info.status == "FAILED"
+    summary = json.loads(Path(parent.data.tags["seedhp.sweep_dir"], "summary.json").read_text())
+    by_n = sorted((c["n"], c["n_diverged"], c["n_failed"]) for c in summary["configurations"])
+    ok = 6 - len(doomed)
+    assert by_n == [(0, ok, len(doomed)), (ok, 0, len(doomed))]
+
+
+def test_package_runs_from_any_directory(tmp_path: Path) -> None:
+    assert (ROOT / "conf" / "config.yaml").is_file()
+    result = cli(["--cfg", "job"], cwd=tmp_path)
+    assert result.returncode == 0 and "seed: 0" in result.stdout
