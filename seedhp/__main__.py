@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
 from seedhp.job import exit_on_config_error, run
 
+# absolute, so the config tree is found however this module is reached (python -m, import)
+CONF = str(Path(__file__).resolve().parent.parent / "conf")
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+
+@hydra.main(version_base="1.3", config_path=CONF, config_name="config")
 def main(cfg: DictConfig) -> float:
     with exit_on_config_error():
         return run(cfg)

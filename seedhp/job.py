@@ -13,13 +13,14 @@ import logging
 import random
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from seedhp.config import Settings, flatten, parse, resolve_device
@@ -30,6 +31,7 @@ from seedhp.tracking import Tracker, metric
 from seedhp.train import SeedResult, objective_value, train
 
 log = logging.getLogger("seedhp")
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 FLUSH_SECONDS = 30.0  # a long run's curves reach MLflow at least this often
 
 
@@ -125,8 +127,8 @@ def run(cfg: DictConfig) -> float:
     streams = derive_seeds(settings.seed, settings.pinned)
     _reset_global_state(streams, settings.deterministic)
     tracker = Tracker(settings.tracking.uri, settings.tracking.experiment)
-    run_id = _start_run(tracker, cfg, settings, streams, info)
-    recorder = _EpochRecorder(tracker, run_id, verbose=not info.multirun)
+    run_id, params = _start_run(tracker, cfg, settings, streams, info)
+    record = _RunLog(tracker, run_id, params, verbose=not info.multirun)
     try:
         [result] = train(
             _instantiate(cfg.model),
@@ -135,18 +137,16 @@ def run(cfg: DictConfig) -> float:
             [streams],
             settings.train,
             device,
-            on_epoch=recorder,
+            on_epoch=record,
             keep_predictions=settings.tracking.save_predictions,
         )
     except BaseException as err:
-        recorder.flush()
-        tracker.log(
-            run_id,
-            tags={"seedhp.status": "failed", "seedhp.error": f"{type(err).__name__}: {err}"},
+        record.send(
+            tags={"seedhp.status": "failed", "seedhp.error": f"{type(err).__name__}: {err}"}
         )
         tracker.end_run(run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
         raise
-    _finish_run(tracker, run_id, result, recorder, settings)
+    _finish_run(tracker, run_id, result, record)
     value = objective_value(result.final, settings.objective)
     (log.debug if info.multirun else log.info)(
         "seed %d %s: %s %.4f, test_acc %.4f (%.2f s) -> MLflow run %s",
@@ -210,14 +210,17 @@ def _reset_global_state(streams: SeedStreams, deterministic: bool) -> None:
     random.seed(streams.init)
     np.random.seed(streams.init % 2**32)
     torch.manual_seed(streams.init)
-    torch.use_deterministic_algorithms(deterministic)
+    if torch.are_deterministic_algorithms_enabled() != deterministic:  # ~30 ms even unchanged
+        torch.use_deterministic_algorithms(deterministic)
     torch.backends.cudnn.benchmark = not deterministic
     torch.set_grad_enabled(True)
 
 
 def _start_run(
     tracker: Tracker, cfg: DictConfig, settings: Settings, streams: SeedStreams, info: JobInfo
-) -> str:
+) -> tuple[str, dict[str, str]]:
+    """Create the run with its identifying tags and the config artifact; returns the run id and
+    the params still to send (they go with the run's first batch of metrics)."""
     container = _container(cfg)
     params = {**flatten(container), **streams.as_params()}
     picked = dict(info.choices)
@@ -241,16 +244,20 @@ def _start_run(
         **settings.tracking.tags,
     }
     name = f"{picked.get('model', 'model')}-{picked.get('data', 'data')}-seed{settings.seed}"
-    run_id = tracker.start_run(name, tags, settings.tracking.parent_run_id, params)
-    tracker.log_text(run_id, OmegaConf.to_yaml(OmegaConf.create(container)), "config.yaml")
-    return run_id
+    run_id = tracker.start_run(name, tags, settings.tracking.parent_run_id)
+    tracker.log_text(run_id, yaml.dump(container, Dumper=_Dumper, sort_keys=False), "config.yaml")
+    return run_id, params
 
 
-class _EpochRecorder:
-    """Buffers per-epoch metrics for one run; sends them at the end, or every FLUSH_SECONDS."""
+class _RunLog:
+    """One seed-run's pending MLflow record: params and per-epoch metrics, sent in one batch at
+    the end, or every FLUSH_SECONDS for a long run (then its curves show while it trains)."""
 
-    def __init__(self, tracker: Tracker, run_id: str, verbose: bool) -> None:
+    def __init__(
+        self, tracker: Tracker, run_id: str, params: dict[str, str], verbose: bool
+    ) -> None:
         self.tracker, self.run_id, self.verbose = tracker, run_id, verbose
+        self.params: dict[str, str] | None = params
         self.buffer: list[Any] = []
         self.last_flush = time.monotonic()
 
@@ -273,18 +280,18 @@ class _EpochRecorder:
                 values["epoch_seconds"],
             )
         if time.monotonic() - self.last_flush > FLUSH_SECONDS:
-            self.flush()
+            self.send()
 
-    def flush(self) -> None:
-        if self.buffer:
-            self.tracker.log(self.run_id, metrics=self.buffer)
-            self.buffer = []
+    def send(self, metrics: Sequence[Any] = (), tags: dict[str, str] | None = None) -> None:
+        """Everything pending plus `metrics` and `tags`, in as few requests as MLflow allows."""
+        self.tracker.log(
+            self.run_id, metrics=[*self.buffer, *metrics], params=self.params, tags=tags
+        )
+        self.buffer, self.params = [], None
         self.last_flush = time.monotonic()
 
 
-def _finish_run(
-    tracker: Tracker, run_id: str, result: SeedResult, recorder: _EpochRecorder, settings: Settings
-) -> None:
+def _finish_run(tracker: Tracker, run_id: str, result: SeedResult, record: _RunLog) -> None:
     epochs = len(result.history["val_acc"])
     # a final score that is the last epoch's value is already logged at that step
     finals = [
@@ -295,8 +302,7 @@ def _finish_run(
     finals.append(metric("diverged", float(result.status == "diverged"), epochs))
     if result.diverged_epoch is not None:
         finals.append(metric("diverged_epoch", result.diverged_epoch, epochs))
-    tracker.log(run_id, metrics=recorder.buffer + finals, tags={"seedhp.status": result.status})
-    recorder.buffer = []
+    record.send(finals, tags={"seedhp.status": result.status})
     if result.test_predictions is not None:
         tracker.log_text(run_id, json.dumps(result.test_predictions), "test_predictions.json")
     tracker.end_run(run_id, "FINISHED" if result.status == "finished" else "FAILED")

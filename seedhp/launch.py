@@ -88,7 +88,7 @@ def launch_in_process(
             job_dir_key="hydra.sweep.dir",
             job_subdir_key="hydra.sweep.subdir",
         )
-        configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+        # logging stays as the job set it up, so this line also lands in the job's own log
         log.info(
             "job %*d/%d  %s  %s  (%.1f s)",
             len(str(n)),
@@ -99,6 +99,7 @@ def launch_in_process(
             time.perf_counter() - tic,
         )
         returns.append(ret)
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     return returns
 
 

@@ -160,6 +160,7 @@ def test_failing_seed_runs_do_not_take_the_sweep_down(tmp_path: Path) -> None:
         [
             "-m",
             "seed=range(0,6)",
+            "model=mlp",
             "model._target_=tests.flaky.FlakyMLP",
             "~model.dropout",
             "model.hidden=[16]",

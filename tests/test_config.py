@@ -69,6 +69,6 @@ def test_config_id_ignores_seeds_and_runtime_keys_only(outputs: Path) -> None:
     ):
         assert config_id(resolved(same, outputs)) == base, same
     assert config_id(resolved([], outputs / "elsewhere")) == base
-    for other in (["optimizer.lr=0.1"], ["model=cnn"], ["train.epochs=3"], ["schedule=constant"]):
+    for other in (["optimizer.lr=0.1"], ["model=mlp"], ["train.epochs=3"], ["schedule=constant"]):
         assert config_id(resolved(other, outputs)) != base, other
     assert len(base) == 12

@@ -31,7 +31,8 @@ def test_a_seed_run_is_one_batched_mlflow_run(
     )
     value = run(cfg)
     assert calls["log_metric"] == calls["log_param"] == calls["set_tag"] == 0
-    assert calls["create_run"] == 1 and calls["log_batch"] <= 3  # params, then metrics + status
+    # one create, one batch (params, per-epoch and final metrics, status), the config artifact
+    assert calls["create_run"] == 1 and calls["log_batch"] == 1 and calls["log_text"] == 2
 
     [r] = all_runs(outputs)
     tags, params, metrics = r.data.tags, r.data.params, r.data.metrics
@@ -41,7 +42,7 @@ def test_a_seed_run_is_one_batched_mlflow_run(
         and tags["seedhp.status"] == "finished"
     )
     assert tags["owner"] == "me" and tags["seedhp.role"] == "run"
-    assert params["optimizer.lr"] == "0.05" and params["model._target_"] == "seedhp.models.MLP"
+    assert params["optimizer.lr"] == "0.05" and params["model._target_"] == "seedhp.models.CNN"
     assert params["seed"] == "7" and params["seeds.split"] == "0"
     assert {f"seed_stream.{s}" for s in ("init", "data", "augment", "dropout", "split")} <= set(
         params
