@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
+from seedhp.cli import preflight
 from seedhp.job import exit_on_config_error, run
 
 # absolute, so the config tree is found however this module is reached (python -m, import)
@@ -19,5 +21,20 @@ def main(cfg: DictConfig) -> float:
         return run(cfg)
 
 
+def _overrides(argv: list[str]) -> list[str] | None:
+    """The overrides of a command line as hydra.main parses it; None when it names another
+    primary config (then there is nothing to check against)."""
+    from hydra._internal.utils import get_args_parser
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    if args.config_name or args.config_dir or args.config_path:
+        return None
+    return list(args.overrides)
+
+
 if __name__ == "__main__":
+    overrides = _overrides(sys.argv[1:])
+    if overrides is not None:
+        with exit_on_config_error():
+            preflight(overrides, Path(CONF))
     main()

@@ -17,6 +17,8 @@ from tests.conftest import ROOT, all_runs, cli, cli_env, mlflow_client
 from tests.flaky import FlakyMLP
 
 BAD_INPUTS = {
+    "unknown option": (["model=foo"], "model=foo: allowed: cnn, mlp, resnet18, resnet9"),
+    "unknown key": (["train.epoch=5"], "train.epoch=5: no such key; did you mean train.epochs?"),
     "negative seed": (["seed=-1"], "seed=-1: a seed must be an integer >= 0"),
     "non-integer seed": (["seed=1.5"], "seed=1.5: a seed must be an integer >= 0"),
     "empty seed range": (["-m", "seed=range(0,0)"], "seed=range(0,0): the sweep is empty"),
@@ -27,7 +29,7 @@ BAD_INPUTS = {
         "optimizer.lr=0: a number > 0.0",
     ),
     "zero epochs": (["train.epochs=0"], "train.epochs=0: an integer >= 1"),
-    "batch too large": (["train.batch_size=5000"], "train.batch_size=5000: must be <= the 1294"),
+    "batch too large": (["train.batch_size=5000"], "train.batch_size=5000: must be <= the 1150"),
     "unknown device": (["train.device=tpu"], "train.device=tpu: allowed: auto, cpu, cuda"),
     "cuda without gpu": (["train.device=cuda"], "train.device=cuda: no CUDA GPU"),
     "misspelled objective": (

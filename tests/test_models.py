@@ -27,7 +27,7 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def one_step(model: str, data: str, root: Path, outputs: Path) -> list[str]:
     """Overrides for one epoch of exactly one optimizer step on small inputs."""
-    batch = {"digits": 1294, "synthetic": 180, "mnist": 36, "fashion_mnist": 36, "cifar10": 36}[
+    batch = {"digits": 1150, "synthetic": 180, "mnist": 36, "fashion_mnist": 36, "cifar10": 36}[
         data
     ]
     extra = {

@@ -1,0 +1,74 @@
+"""Command-line pre-flight: unknown config keys and options in one line, before Hydra starts.
+
+Hydra reports a misspelled key or option in five to ten lines of help; seedhp's contract for bad
+input is one line naming the key, the value and what is allowed. This composes the task config
+once with the given overrides (the first value of each sweep) and translates those two mistakes;
+anything else is left to Hydra and to seedhp's own checks.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
+from omegaconf import OmegaConf
+
+from seedhp.errors import ConfigError
+
+
+def preflight(overrides: Sequence[str], conf_dir: Path) -> None:
+    """Raise ConfigError for an unknown option of a config group or an unknown key."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException:
+        return  # a syntax error: Hydra's own message names the override and the position
+    firsts: list[str] = []  # each override with its first value (a sweep's first element)
+    for o in parsed:
+        if o.is_hydra_override() or o.is_delete():
+            continue
+        if o.is_sweep_override():
+            if not o.is_discrete_sweep():
+                continue
+            values: list[object] = list(o.sweep_iterator())
+            texts = list(o.sweep_string_iterator())
+        else:
+            values, texts = [o.value()], [o.get_value_element_as_str()]
+        group = conf_dir / o.key_or_group
+        if group.is_dir() and o.package is None:
+            options = sorted(p.stem for p in group.glob("*.yaml"))
+            for v in values:
+                if str(v) not in options:
+                    raise ConfigError(o.key_or_group, v, f"allowed: {', '.join(options)}")
+        if texts:
+            firsts.append(f"{o.get_key_element()}={texts[0]}")
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            cfg = compose("config", overrides=firsts)
+    except ConfigCompositionException as err:
+        key = _unknown_key(str(err))
+        if key is None:
+            return
+        value = next(f.split("=", 1)[1] for f in firsts if f.split("=", 1)[0] == key)
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            base = compose("config", overrides=[f for f in firsts if f.split("=", 1)[0] != key])
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(base, parent) if parent else base
+        siblings = [str(k) for k in node] if OmegaConf.is_dict(node) else []
+        close = difflib.get_close_matches(leaf, siblings, n=1)
+        hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
+        raise ConfigError(key, value, f"no such key; {hint}(+{key}=... adds a new one)") from None
+    except MissingConfigException:
+        return  # a group option we did not see as one: Hydra's message lists the options
+    del cfg
+
+
+def _unknown_key(message: str) -> str | None:
+    """The key of Hydra's "Could not override 'train.epoch'." (not in struct), if that is it."""
+    first = message.splitlines()[0] if message else ""
+    if first.startswith("Could not override '") and "To append to your config use +" in message:
+        return first.split("'")[1]
+    return None
