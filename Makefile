@@ -8,7 +8,10 @@ SEEDS  ?= 100
 STORE  := sqlite:///$(CURDIR)/outputs/mlflow.db
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-all lint ui clean bench
+STUDIES := sqlite:///$(CURDIR)/outputs/optuna.db
+SEARCH ?= averaged
+
+.PHONY: help run search dashboard test test-all lint ui clean bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,6 +29,12 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP) ## the main job: a seed sweep on the embedded digits data (SEEDS=100)
 	$(PY) -m seedhp -m seed='range(0,$(SEEDS))'
+
+search: $(STAMP) ## an Optuna study on digits (SEARCH=averaged|tuned|fixed); run it in two terminals to share it
+	$(PY) -m seedhp search=$(SEARCH)
+
+dashboard: $(STAMP) ## optuna-dashboard on the project's studies (http://127.0.0.1:8080)
+	$(VENV)/bin/optuna-dashboard $(STUDIES) --host 127.0.0.1 --port 8080
 
 test: $(STAMP) ## the test suite without `slow` tests (under 10 minutes on 2 cores)
 	$(PY) -m pytest -q

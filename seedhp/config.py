@@ -190,6 +190,9 @@ def _tracking(t: Mapping[str, Any], outputs: Path) -> TrackingSettings:
     if role not in ROLES:
         raise ConfigError("tracking.role", role, f"allowed: {', '.join(ROLES)}")
     tags = {str(k): str(v) for k, v in (t.get("tags") or {}).items()}
+    for key in ("study", "trial", "strategy"):  # set by the optuna sweeper
+        if t.get(key) is not None:
+            tags[f"seedhp.{key}"] = str(t[key])
     return TrackingSettings(
         uri=str(uri),
         experiment=experiment,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import random
 import sys
 import time
@@ -26,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from seedhp.config import Settings, flatten, parse, resolve_device
 from seedhp.data import Source, Splits, check_augment, split
 from seedhp.errors import ConfigError
+from seedhp.pruning import Pruned, report_epoch
 from seedhp.seeds import SeedStreams, derive_seeds
 from seedhp.tracking import Tracker, metric
 from seedhp.train import SeedResult, objective_value, train
@@ -128,7 +130,7 @@ def run(cfg: DictConfig) -> float:
     _reset_global_state(streams, settings.deterministic)
     tracker = Tracker(settings.tracking.uri, settings.tracking.experiment)
     run_id, params = _start_run(tracker, cfg, settings, streams, info)
-    record = _RunLog(tracker, run_id, params, verbose=not info.multirun)
+    record = _RunLog(tracker, run_id, params, settings.objective, verbose=not info.multirun)
     try:
         [result] = train(
             _instantiate(cfg.model),
@@ -140,6 +142,11 @@ def run(cfg: DictConfig) -> float:
             on_epoch=record,
             keep_predictions=settings.tracking.save_predictions,
         )
+    except Pruned:  # the Optuna trial's pruner stopped it: a short run, not a failure
+        record.send(tags={"seedhp.status": "pruned"})
+        tracker.end_run(run_id, "KILLED")
+        log.debug("seed %d pruned after epoch %d", settings.seed, record.epochs)
+        return record.last_objective
     except BaseException as err:
         record.send(
             tags={"seedhp.status": "failed", "seedhp.error": f"{type(err).__name__}: {err}"}
@@ -254,10 +261,11 @@ class _RunLog:
     the end, or every FLUSH_SECONDS for a long run (then its curves show while it trains)."""
 
     def __init__(
-        self, tracker: Tracker, run_id: str, params: dict[str, str], verbose: bool
+        self, tracker: Tracker, run_id: str, params: dict[str, str], objective: str, verbose: bool
     ) -> None:
         self.tracker, self.run_id, self.verbose = tracker, run_id, verbose
         self.params: dict[str, str] | None = params
+        self.objective, self.last_objective, self.epochs = objective, math.nan, 0
         self.buffer: list[Any] = []
         self.last_flush = time.monotonic()
 
@@ -281,6 +289,10 @@ class _RunLog:
             )
         if time.monotonic() - self.last_flush > FLUSH_SECONDS:
             self.send()
+        self.epochs = epoch
+        if self.objective in values:  # per-epoch objectives can be pruned on (tuned studies)
+            self.last_objective = values[self.objective]
+            report_epoch(epoch, values[self.objective])
 
     def send(self, metrics: Sequence[Any] = (), tags: dict[str, str] | None = None) -> None:
         """Everything pending plus `metrics` and `tags`, in as few requests as MLflow allows."""

@@ -6,7 +6,7 @@ import copy
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -66,8 +66,13 @@ def launch_in_process(
     config: DictConfig,
     job_overrides: Sequence[Sequence[str]],
     initial_job_idx: int,
+    on_job_end: Callable[[int, JobReturn], bool] | None = None,
 ) -> list[JobReturn]:
-    """Run the jobs one after another here; a failing job is reported and the rest go on."""
+    """Run the jobs one after another here; a failing job is reported and the rest go on.
+
+    `on_job_end(i, job_return)` is called after job i; when it returns False the remaining
+    jobs are not run (a pruned trial's seeds), and fewer returns come back than jobs were given.
+    """
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
@@ -89,7 +94,8 @@ def launch_in_process(
             job_subdir_key="hydra.sweep.subdir",
         )
         # logging stays as the job set it up, so this line also lands in the job's own log
-        log.info(
+        # a sweeper that reports per job (seedhp's optuna sweeper) prints its own lines
+        (log.debug if on_job_end is not None and n == 1 else log.info)(
             "job %*d/%d  %s  %s  (%.1f s)",
             len(str(n)),
             i + 1,
@@ -99,14 +105,15 @@ def launch_in_process(
             time.perf_counter() - tic,
         )
         returns.append(ret)
+        if on_job_end is not None and not on_job_end(i, ret):
+            break
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     return returns
 
 
 def _shown(overrides: Sequence[str]) -> str:
-    return " ".join(
-        o for o in overrides if not o.startswith(("tracking.parent_run_id=", "tracking.role="))
-    )
+    """The overrides a reader needs: not the bookkeeping ones seedhp's sweepers add."""
+    return " ".join(o for o in overrides if not o.startswith("tracking."))
 
 
 def _outcome(ret: JobReturn, cfg: DictConfig) -> str:

@@ -1,7 +1,7 @@
 """Per-configuration summary of a sweep: how much the seed alone moves the score.
 
 Pure functions over records {config_id, seed, status, value, test_acc, label}; `value` is the
-objective. Only finished runs enter the statistics; diverged and failed runs are counted.
+objective. Only finished runs enter the statistics; diverged, pruned and failed runs are counted.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class ConfigSummary:
     worst_seed: int | None
     test_mean: float
     n_diverged: int
+    n_pruned: int
     n_failed: int
 
     def as_dict(self) -> dict[str, Any]:
@@ -69,7 +70,8 @@ def summarize(records: Sequence[Mapping[str, Any]], objective: str) -> list[Conf
                 worst_seed=None if worst is None else int(worst["seed"]),
                 test_mean=statistics.fmean(tests) if tests else nan,
                 n_diverged=sum(r["status"] == "diverged" for r in rows),
-                n_failed=sum(r["status"] not in ("finished", "diverged") for r in rows),
+                n_pruned=sum(r["status"] == "pruned" for r in rows),
+                n_failed=sum(r["status"] not in ("finished", "diverged", "pruned") for r in rows),
             )
         )
     return out
@@ -80,14 +82,15 @@ def format_table(summaries: Sequence[ConfigSummary], objective: str) -> str:
     head = (
         f"{'config_id':<12}  {'n':>4}  {'mean':>7}  {'std':>7}  {'min':>7}  {'max':>7}  "
         f"{'gap':>7}  {'median':>7}  {'best seed':>9}  {'worst seed':>10}  {'test mean':>9}  "
-        f"{'diverged':>8}  {'failed':>6}  configuration"
+        f"{'diverged':>8}  {'pruned':>6}  {'failed':>6}  configuration"
     )
     lines = [f"{objective} over seeds, per configuration:", head]
     for s in summaries:
         lines.append(
             f"{s.config_id:<12}  {s.n:>4}  {s.mean:>7.4f}  {s.std:>7.4f}  {s.min:>7.4f}  "
             f"{s.max:>7.4f}  {s.gap:>7.4f}  {s.median:>7.4f}  {_seed(s.best_seed):>9}  "
-            f"{_seed(s.worst_seed):>10}  {s.test_mean:>9.4f}  {s.n_diverged:>8}  {s.n_failed:>6}  "
+            f"{_seed(s.worst_seed):>10}  {s.test_mean:>9.4f}  {s.n_diverged:>8}  "
+            f"{s.n_pruned:>6}  {s.n_failed:>6}  "
             f"{s.label}"
         )
     return "\n".join(lines)

@@ -36,7 +36,7 @@ class Tracker:
     """An MLflow store and experiment, reached once per process per URI."""
 
     def __init__(self, uri: str, experiment: str) -> None:
-        self.uri = uri
+        self.uri, self.experiment_name = uri, experiment
         self.client = _client(uri)
         self.experiment_id = _experiment_id(self.client, uri, experiment)
 
@@ -88,12 +88,16 @@ class Tracker:
 
     def children(self, parent_id: str) -> list[Run]:
         """Every run nested under `parent_id`, all pages."""
+        return self.search(f"tags.`{PARENT_TAG}` = '{parent_id}'")
+
+    def search(self, filter_string: str) -> list[Run]:
+        """Every run of the experiment that matches an MLflow filter string, all pages."""
         runs: list[Run] = []
         token = None
         while True:
             page = self.client.search_runs(
                 [self.experiment_id],
-                filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'",
+                filter_string=filter_string,
                 max_results=1000,
                 page_token=token,
             )

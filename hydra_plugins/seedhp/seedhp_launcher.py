@@ -1,7 +1,7 @@
 """`hydra/launcher=seedhp`: jobs run one after another in this process (imports and data loaded
 once), each composed once per configuration, with `job i/n` progress."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hydra.core.config_store import ConfigStore
@@ -26,6 +26,8 @@ class SeedhpLauncher(Launcher):
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
+        # set by seedhp's optuna sweeper around a trial: (i, JobReturn) -> go on with the batch?
+        self.on_job_end: Callable[[int, JobReturn], bool] | None = None
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -39,5 +41,10 @@ class SeedhpLauncher(Launcher):
 
         assert self.config is not None and self.hydra_context and self.task_function
         return launch_in_process(
-            self.hydra_context, self.task_function, self.config, job_overrides, initial_job_idx
+            self.hydra_context,
+            self.task_function,
+            self.config,
+            job_overrides,
+            initial_job_idx,
+            self.on_job_end,
         )

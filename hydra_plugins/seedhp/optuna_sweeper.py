@@ -1,0 +1,101 @@
+"""`hydra/sweeper=optuna`: Optuna studies with the seed as a hyperparameter (seedhp.study).
+
+Settings and syntax follow hydra-optuna-sweeper, so its users can switch without relearning:
+`hydra/sweeper/sampler=random` (or `hydra.sweeper.sampler.name=random`) with
+`hydra.sweeper.sampler.seed`, `hydra.sweeper.direction`, `n_trials`, `study_name`, `storage`,
+`params`. Added: `seed_strategy`, `seed_pool`, `seeds_per_trial`, `aggregate`, `pruner`.
+
+No `from __future__ import annotations` here: Hydra executes plugin modules outside
+sys.modules, where dataclasses cannot resolve string annotations.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
+from hydra.plugins.launcher import Launcher
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+SAMPLERS = ("tpe", "random", "gp", "cmaes", "grid", "bruteforce", "qmc")
+PRUNERS = ("none", "median", "wilcoxon", "hyperband")
+
+
+@dataclass
+class SamplerConf:
+    name: str = "tpe"  # tpe | random | gp | cmaes | grid | bruteforce | qmc
+    seed: Optional[int] = None  # the sampler's own seed, not a training seed
+
+
+@dataclass
+class PrunerConf:
+    name: str = "none"  # none | median | wilcoxon | hyperband
+    p_threshold: float = 0.1  # wilcoxon: prune when worse than the best at this p-value
+    n_startup_steps: int = 2  # wilcoxon: seeds a trial reports before it can be pruned
+    n_startup_trials: int = 5  # median: trials finished before pruning starts
+    n_warmup_steps: int = 0  # median: steps of a trial before it can be pruned
+    min_resource: int = 1  # hyperband
+    reduction_factor: int = 3  # hyperband
+
+
+@dataclass
+class OptunaSweeperConf:
+    _target_: str = "hydra_plugins.seedhp.optuna_sweeper.OptunaSweeper"
+    defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "none"}])
+    sampler: SamplerConf = MISSING
+    pruner: PrunerConf = MISSING
+    direction: Optional[str] = None  # maximize | minimize; null: from train.objective
+    n_trials: int = 20  # finished trials the study ends with, over every process and run
+    study_name: Optional[str] = None  # null: derived from the search, so a re-run resumes
+    storage: Optional[str] = None  # null: sqlite:///<abs paths.outputs>/optuna.db
+    seed_strategy: str = "tuned"  # tuned | averaged | fixed
+    seed_pool: Any = (
+        100  # averaged: the seeds every trial shares: N (0..N-1), [a,b,..], "range(a,b)"
+    )
+    seeds_per_trial: int = 5  # averaged: a trial's seeds are the pool's first ones
+    aggregate: str = "mean"  # averaged: mean | median | iqm | min (the worst seed)
+    heartbeat_seconds: int = 10  # a trial silent for 6x this in the storage is failed
+    params: Optional[Dict[str, str]] = None  # the search space; the command line wins
+
+
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="seedhp"
+)
+for _name in SAMPLERS:
+    ConfigStore.instance().store(
+        group="hydra/sweeper/sampler", name=_name, node=SamplerConf(name=_name), provider="seedhp"
+    )
+for _name in PRUNERS:
+    ConfigStore.instance().store(
+        group="hydra/sweeper/pruner", name=_name, node=PrunerConf(name=_name), provider="seedhp"
+    )
+
+
+class OptunaSweeper(Sweeper):
+    def __init__(self, **settings: Any) -> None:
+        self.settings = settings
+        self.config: Optional[DictConfig] = None
+        self.hydra_context: Optional[HydraContext] = None
+        self.launcher: Optional[Launcher] = None
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.config, self.hydra_context = config, hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
+
+    def sweep(self, arguments: List[str]) -> Any:
+        from seedhp.study import optuna_sweep
+
+        assert self.config is not None and self.hydra_context is not None and self.launcher
+        settings = {
+            k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+            for k, v in self.settings.items()
+        }
+        return optuna_sweep(
+            self.hydra_context, self.config, self.launcher, settings, list(arguments)
+        )
