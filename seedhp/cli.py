@@ -28,6 +28,8 @@ def preflight(overrides: Sequence[str], conf_dir: Path) -> None:
         return  # a syntax error: Hydra's own message names the override and the position
     firsts: list[str] = []  # each override with its first value (a sweep's first element)
     for o in parsed:
+        if o.key_or_group in ("hydra/sweeper/sampler", "hydra/sweeper/pruner"):
+            _check_study_option(o.key_or_group, o.value())
         if o.is_hydra_override() or o.is_delete():
             continue
         if o.is_sweep_override():
@@ -64,6 +66,15 @@ def preflight(overrides: Sequence[str], conf_dir: Path) -> None:
     except MissingConfigException:
         return  # a group option we did not see as one: Hydra's message lists the options
     del cfg
+
+
+def _check_study_option(group: str, value: object) -> None:
+    """hydra/sweeper/sampler=<name> and hydra/sweeper/pruner=<name> (the optuna sweeper's)."""
+    from seedhp.study import PRUNERS, SAMPLERS
+
+    allowed = SAMPLERS if group.endswith("sampler") else PRUNERS
+    if value not in allowed:
+        raise ConfigError(group, value, f"allowed: {', '.join(allowed)}")
 
 
 def _unknown_key(message: str) -> str | None:

@@ -31,6 +31,7 @@ from seedhp.pruning import Pruned, report_epoch
 from seedhp.seeds import SeedStreams, derive_seeds
 from seedhp.tracking import Tracker, metric
 from seedhp.train import SeedResult, objective_value, train
+from seedhp.urls import redact
 
 log = logging.getLogger("seedhp")
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -229,6 +230,8 @@ def _start_run(
     """Create the run with its identifying tags and the config artifact; returns the run id and
     the params still to send (they go with the run's first batch of metrics)."""
     container = _container(cfg)
+    if container.get("tracking", {}).get("uri"):  # what MLflow shows never holds a password
+        container["tracking"]["uri"] = redact(str(container["tracking"]["uri"]))
     params = {**flatten(container), **streams.as_params()}
     picked = dict(info.choices)
     tags = {

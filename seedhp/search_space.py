@@ -39,6 +39,7 @@ class Dimension:
     key: str
     distribution: BaseDistribution
     texts: tuple[str, ...] = ()
+    source: str = ""  # the search space as written, e.g. range(0,1000)
 
     def override(self, value: Any) -> str:
         """The `key=value` override that puts a sampled value into a job's config."""
@@ -101,15 +102,19 @@ def dimension(o: Override) -> Dimension:
         )
         if len(set(choices)) != len(choices):
             raise ConfigError(key, text, "a choice lists the same value twice")
-        return Dimension(key, CategoricalDistribution(choices), texts)
+        return Dimension(key, CategoricalDistribution(choices), texts, text)
     if isinstance(sweep, RangeSweep):
         if not values:
             raise ConfigError(key, text, "the range is empty: range(start,stop) excludes stop")
         step = sweep.step
         if all(isinstance(v, int) for v in (sweep.start, sweep.stop, step)):
-            return Dimension(key, IntDistribution(int(values[0]), int(values[-1]), step=int(step)))
+            return Dimension(
+                key, IntDistribution(int(values[0]), int(values[-1]), step=int(step)), source=text
+            )
         return Dimension(
-            key, FloatDistribution(float(values[0]), float(values[-1]), step=float(step))
+            key,
+            FloatDistribution(float(values[0]), float(values[-1]), step=float(step)),
+            source=text,
         )
     if isinstance(sweep, IntervalSweep):
         if is_seed:
@@ -124,8 +129,8 @@ def dimension(o: Override) -> Dimension:
         if lo is None or hi is None or lo >= hi or (log and lo <= 0):
             raise ConfigError(key, text, "an interval(a,b) with a < b (and a > 0 when log-scaled)")
         if isinstance(lo, int) and isinstance(hi, int):
-            return Dimension(key, IntDistribution(lo, hi, log=log))
-        return Dimension(key, FloatDistribution(float(lo), float(hi), log=log))
+            return Dimension(key, IntDistribution(lo, hi, log=log), source=text)
+        return Dimension(key, FloatDistribution(float(lo), float(hi), log=log), source=text)
     raise ConfigError(key, text, "not a search space: use choice, range, interval or a value")
 
 

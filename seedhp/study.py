@@ -42,10 +42,12 @@ from seedhp.aggregate import AGGREGATES, aggregate
 from seedhp.config import Settings
 from seedhp.errors import ConfigError
 from seedhp.job import check, exit_on_config_error
+from seedhp.locks import sqlite_lock
 from seedhp.pruning import epoch_reports
 from seedhp.search_space import SearchSpace, grid, merge, parse_space, seed_pool
 from seedhp.summary import maximize
 from seedhp.tracking import Tracker, metric
+from seedhp.urls import redact
 
 log = logging.getLogger("seedhp")
 # seedhp records trial heartbeats itself around ask/tell, which Optuna only expects from
@@ -110,9 +112,9 @@ def study_settings(
         )
     sampler, pruner = sweeper["sampler"]["name"], sweeper["pruner"]["name"]
     if sampler not in SAMPLERS:
-        raise ConfigError("hydra.sweeper.sampler", sampler, f"allowed: {', '.join(SAMPLERS)}")
+        raise ConfigError("hydra.sweeper.sampler.name", sampler, f"allowed: {', '.join(SAMPLERS)}")
     if pruner not in PRUNERS:
-        raise ConfigError("hydra.sweeper.pruner", pruner, f"allowed: {', '.join(PRUNERS)}")
+        raise ConfigError("hydra.sweeper.pruner.name", pruner, f"allowed: {', '.join(PRUNERS)}")
     direction = sweeper.get("direction") or ("maximize" if maximize(job.objective) else "minimize")
     if direction not in ("maximize", "minimize"):
         raise ConfigError("hydra.sweeper.direction", direction, "allowed: maximize, minimize")
@@ -128,7 +130,7 @@ def study_settings(
         if seed_dim is not None:
             raise ConfigError(
                 "seed",
-                seed_dim.texts and ",".join(seed_dim.texts),
+                seed_dim.source,
                 "seed_strategy=averaged draws every trial's seeds from "
                 "hydra.sweeper.seed_pool; take seed out of the search space",
             )
@@ -154,7 +156,7 @@ def study_settings(
         if seed_dim is not None:
             raise ConfigError(
                 "seed",
-                ",".join(seed_dim.texts),
+                seed_dim.source,
                 "seed_strategy=fixed trains every trial on one seed: give seed=<int>",
             )
         seeds = (job_seed,)
@@ -248,6 +250,11 @@ def make_pruner(s: StudySettings) -> optuna.pruners.BasePruner:
 
 def open_study(s: StudySettings) -> optuna.Study:
     """Create the study or load it (another process's, or an earlier run of this command)."""
+    with sqlite_lock(s.storage):
+        return _open_study(s)
+
+
+def _open_study(s: StudySettings) -> optuna.Study:
     try:
         if s.storage.startswith("sqlite:///"):
             Path(s.storage[len("sqlite:///") :]).expanduser().parent.mkdir(
@@ -277,7 +284,7 @@ def open_study(s: StudySettings) -> optuna.Study:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(
             "hydra.sweeper.storage",
-            s.storage,
+            redact(s.storage),
             f"cannot open this Optuna storage ({type(err).__name__}: {first})",
         ) from None
 
@@ -324,7 +331,7 @@ def optuna_sweep(
         settings.strategy,
         settings.sampler,
         settings.pruner,
-        settings.storage,
+        redact(settings.storage),
         _count(study, FINISHED),
         settings.n_trials,
     )
@@ -463,10 +470,12 @@ def run_trial(ctx: _Context, trial: Trial) -> None:
     steps = {seed: (s.seeds.index(seed) if s.strategy == "averaged" else 0) for seed in seeds}
 
     def record(seed: int, value: float, run_id: str | None) -> bool:
-        """Report one seed's score; True when the trial should stop here."""
+        """Report one seed's score; True when the trial should stop here. The score is stored
+        on the trial at once, so a trial whose process dies keeps the seed-runs it finished."""
         outcome.scores[seed] = value
         if run_id:
             outcome.run_ids[seed] = run_id
+        trial.set_user_attr("seed_scores", {str(k): v for k, v in outcome.scores.items()})
         if s.strategy == "averaged" and not math.isnan(value):
             trial.report(value, steps[seed])
             return trial.should_prune()
@@ -622,9 +631,10 @@ def config_key(fixed: Sequence[str], params: Mapping[str, Any], space: SearchSpa
 
 def finished_seed_runs(study: optuna.Study, key: str) -> dict[int, tuple[float, str | None]]:
     """Seed -> (score, MLflow run id) of every finished seed-run of this configuration in the
-    study, pruned trials' included."""
+    study: of finished trials, pruned ones included, and those a failed trial finished before
+    it failed (its process killed, another seed raising)."""
     known: dict[int, tuple[float, str | None]] = {}
-    for t in study.get_trials(deepcopy=False, states=FINISHED):
+    for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL)):
         if t.user_attrs.get("config_key") != key:
             continue
         seeds = t.user_attrs.get("seeds", [])
@@ -664,18 +674,22 @@ class _Heartbeat:
 
 
 def study_parent(tracker: Tracker, study: optuna.Study, s: StudySettings, job: Settings) -> str:
-    """One MLflow parent run per study, found again by every process and every resumption."""
-    existing = study.user_attrs.get("mlflow_parent_run_id")
-    if existing:
-        tracker.client.update_run(existing, status="RUNNING")
-        return str(existing)
+    """One MLflow parent run per study, found again by every process and every resumption.
+    Processes that start together may each create one; all then keep the earliest created and
+    the others delete theirs."""
+    mine = f"tags.`seedhp.kind` = 'study' and tags.`seedhp.study` = '{s.name}'"
+    found = _earliest(tracker.search(mine))
+    if found is not None:
+        tracker.client.update_run(found, status="RUNNING")
+        study.set_user_attr("mlflow_parent_run_id", found)
+        return found
     parent = tracker.start_run(
         f"study {s.name}",
         {
             "seedhp.kind": "study",
             "seedhp.study": s.name,
             "seedhp.strategy": s.strategy,
-            "seedhp.storage": s.storage,
+            "seedhp.storage": redact(s.storage),
             "seedhp.sampler": s.sampler,
             "seedhp.pruner": s.pruner,
             "seedhp.objective": s.objective,
@@ -683,12 +697,18 @@ def study_parent(tracker: Tracker, study: optuna.Study, s: StudySettings, job: S
         },
         parent_id=job.tracking.parent_run_id,
     )
-    study.set_user_attr("mlflow_parent_run_id", parent)
-    winner = study.user_attrs.get("mlflow_parent_run_id")
+    winner = _earliest(tracker.search(mine)) or parent
     if winner != parent:  # another process created the study's parent at the same moment
         tracker.client.delete_run(parent)
-        return str(winner)
-    return parent
+    study.set_user_attr("mlflow_parent_run_id", winner)  # optuna-dashboard -> MLflow
+    return winner
+
+
+def _earliest(runs: Sequence[Any]) -> str | None:
+    if not runs:
+        return None
+    first = min(runs, key=lambda r: (r.info.start_time, r.info.run_id))
+    return str(first.info.run_id)
 
 
 def results(study: optuna.Study, s: StudySettings) -> dict[str, Any]:
@@ -696,7 +716,7 @@ def results(study: optuna.Study, s: StudySettings) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": "optuna",
         "study_name": s.name,
-        "storage": s.storage,
+        "storage": redact(s.storage),
         "seed_strategy": s.strategy,
         "direction": s.direction,
         "objective": s.objective,
@@ -738,7 +758,7 @@ def _finish(ctx: _Context, status: str) -> str:
     lines = [
         "",
         f"Study {s.name}: {res['finished_trials']} of {s.n_trials} trials finished "
-        f"({res['pruned_trials']} pruned), storage {s.storage}",
+        f"({res['pruned_trials']} pruned), storage {redact(s.storage)}",
     ]
     if "best_value" in res:
         params = _show(res["best_params"])
@@ -753,6 +773,6 @@ def _finish(ctx: _Context, status: str) -> str:
     lines += [
         f"Results: {path}",
         f"MLflow: experiment '{ctx.tracker.experiment_name}', parent run {ctx.parent}",
-        f"Browse: make ui  |  make dashboard  (optuna-dashboard {s.storage})",
+        f"Browse: make ui  |  make dashboard  (optuna-dashboard {redact(s.storage)})",
     ]
     return "\n".join(lines)

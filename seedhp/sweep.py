@@ -27,6 +27,7 @@ from seedhp.errors import ConfigError
 from seedhp.job import check, exit_on_config_error
 from seedhp.summary import ConfigSummary, format_table, summarize
 from seedhp.tracking import Tracker, metric, run_rows
+from seedhp.urls import redact
 
 log = logging.getLogger("seedhp")
 
@@ -184,7 +185,7 @@ def _report(
             f"{len(failed)} seed-run(s) failed; their errors are in their MLflow runs "
             f"(tag seedhp.error) and job logs under {sweep_dir}"
         )
-    uri = settings.tracking.uri
+    uri = redact(settings.tracking.uri)
     lines += [
         f"Sweep directory: {sweep_dir}",
         f"MLflow: experiment '{settings.tracking.experiment}', parent run {parent} "

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seedhp.errors import ConfigError
+from seedhp.locks import sqlite_lock
+from seedhp.urls import redact
 
 if TYPE_CHECKING:
     from mlflow.entities import Metric, Run
@@ -37,8 +39,9 @@ class Tracker:
 
     def __init__(self, uri: str, experiment: str) -> None:
         self.uri, self.experiment_name = uri, experiment
-        self.client = _client(uri)
-        self.experiment_id = _experiment_id(self.client, uri, experiment)
+        with sqlite_lock(uri):
+            self.client = _client(uri)
+            self.experiment_id = _experiment_id(self.client, uri, experiment)
 
     def start_run(
         self,
@@ -119,7 +122,7 @@ def check_reachable(uri: str) -> None:
             reason = getattr(err, "reason", err)
             raise ConfigError(
                 "tracking.uri",
-                uri,
+                redact(uri),
                 f"no MLflow tracking server answers there ({reason}); start one "
                 "with `mlflow server` or fix the URL",
             ) from None
@@ -127,7 +130,7 @@ def check_reachable(uri: str) -> None:
         if not uri.startswith("sqlite:///") or uri == "sqlite:///":
             raise ConfigError(
                 "tracking.uri",
-                uri,
+                redact(uri),
                 "an SQLite URI is sqlite:///relative/path.db or sqlite:////abs/path.db",
             )
         Path(uri[len("sqlite:///") :]).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -144,7 +147,7 @@ def _client(uri: str) -> MlflowClient:
         return MlflowClient(tracking_uri=uri)
     except Exception as err:  # unknown scheme, missing database driver, unreadable store
         raise ConfigError(
-            "tracking.uri", uri, f"cannot use this MLflow store ({_first_line(err)})"
+            "tracking.uri", redact(uri), f"cannot use this MLflow store ({_first_line(err)})"
         ) from None
 
 
@@ -169,7 +172,7 @@ def _experiment_id(client: MlflowClient, uri: str, name: str) -> str:
         raise
     except Exception as err:  # MlflowException, SQLAlchemy errors: a store we cannot use
         raise ConfigError(
-            "tracking.uri", uri, f"cannot use this MLflow store ({_first_line(err)})"
+            "tracking.uri", redact(uri), f"cannot use this MLflow store ({_first_line(err)})"
         ) from None
 
 

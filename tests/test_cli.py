@@ -16,6 +16,8 @@ from seedhp.seeds import derive_seeds
 from tests.conftest import ROOT, all_runs, cli, cli_env, mlflow_client
 from tests.flaky import FlakyMLP
 
+OPT = ["-m", "hydra/sweeper=optuna"]
+AVG = [*OPT, "hydra.sweeper.seed_strategy=averaged"]
 BAD_INPUTS = {
     "unknown option": (["model=foo"], "model=foo: allowed: cnn, mlp, resnet18, resnet9"),
     "unknown key": (["train.epoch=5"], "train.epoch=5: no such key; did you mean train.epochs?"),
@@ -40,6 +42,46 @@ BAD_INPUTS = {
     "unreachable tracking": (
         ["tracking.uri=http://127.0.0.1:9"],
         "tracking.uri=http://127.0.0.1:9: no MLflow",
+    ),
+    "unknown sampler": (
+        [*OPT, "hydra/sweeper/sampler=foo"],
+        "hydra/sweeper/sampler=foo: allowed: tpe, random",
+    ),
+    "unknown sampler name": (
+        [*OPT, "hydra.sweeper.sampler.name=foo", "seed=range(0,3)"],
+        "hydra.sweeper.sampler.name=foo: allowed: tpe",
+    ),
+    "unknown pruner": (
+        [*OPT, "hydra/sweeper/pruner=bar"],
+        "hydra/sweeper/pruner=bar: allowed: none, median",
+    ),
+    "empty seed pool": (
+        [*AVG, "hydra.sweeper.seed_pool=[]"],
+        "hydra.sweeper.seed_pool=[]: the seed pool is empty",
+    ),
+    "non-integer seed pool": (
+        [*AVG, "hydra.sweeper.seed_pool=[0.5]"],
+        "hydra.sweeper.seed_pool=0.5: a seed must be an integer >= 0",
+    ),
+    "seeds_per_trial beyond the pool": (
+        [*AVG, "hydra.sweeper.seed_pool=3", "hydra.sweeper.seeds_per_trial=4"],
+        "hydra.sweeper.seeds_per_trial=4: an integer from 1 to the 3 seeds",
+    ),
+    "averaged with seed searched": (
+        [*AVG, "seed=range(0,5)"],
+        "seed=range(0,5): seed_strategy=averaged draws",
+    ),
+    "tuned without seed": (
+        [*OPT, "optimizer.lr=interval(0.01,0.1)"],
+        "seed=0: seed_strategy=tuned searches the seed",
+    ),
+    "malformed storage": (
+        [*OPT, "seed=range(0,3)", "hydra.sweeper.storage=foo://x"],
+        "hydra.sweeper.storage=foo://x: cannot open this Optuna storage",
+    ),
+    "unreachable storage": (
+        [*OPT, "seed=range(0,3)", "hydra.sweeper.storage=postgresql://me:secret@127.0.0.1:9/x"],
+        "hydra.sweeper.storage=postgresql://me:***@127.0.0.1:9/x: cannot open",
     ),
 }
 
@@ -77,7 +119,7 @@ def test_bad_input_fails_before_training_in_one_line(name: str, bad_runs) -> Non
     errors = [line for line in result.stderr.splitlines() if line.startswith("seedhp: error: ")]
     assert result.returncode == 2, result.stderr
     assert len(errors) == 1 and errors[0].startswith(f"seedhp: error: {expected}"), result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and "secret" not in result.stderr
     assert all_runs(cwd / "outputs") == []  # nothing trained, nothing recorded
 
 

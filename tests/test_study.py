@@ -1,0 +1,217 @@
+"""Optuna studies end to end through `python -m seedhp -m hydra/sweeper=optuna ...`."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
+
+from tests.conftest import all_runs, cli, cli_env
+
+FAST = ["model=mlp", "model.hidden=[32]", "train.epochs=2"]
+OPTUNA = ["-m", "hydra/sweeper=optuna"]
+
+
+def study_of(outputs: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{outputs}/optuna.db")
+
+
+def results_of(outputs: Path) -> dict:  # type: ignore[type-arg]
+    [path] = outputs.glob("multirun/*/optimization_results.yaml")
+    return yaml.safe_load(path.read_text())  # type: ignore[no-any-return]
+
+
+def _running(db: Path, study: str, number: int) -> bool:
+    """Is trial `number` of `study` RUNNING? Read straight from Optuna's tables (cheap)."""
+    if not db.exists():
+        return False
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+            row = con.execute(
+                "SELECT t.state FROM trials t JOIN studies s ON s.study_id = t.study_id "
+                "WHERE s.study_name = ? AND t.number = ?",
+                (study, number),
+            ).fetchone()
+    except sqlite3.Error:
+        return False
+    return row is not None and row[0] == "RUNNING"
+
+
+def finished_seed_runs(outputs: Path) -> list:  # type: ignore[type-arg]
+    return [
+        r
+        for r in all_runs(outputs)
+        if "seed" in r.data.tags and r.data.tags.get("seedhp.status") == "finished"
+    ]
+
+
+def test_tuned_study_searches_the_seed_and_reuses_seed_runs(tmp_path: Path) -> None:
+    result = cli(
+        [
+            *OPTUNA,
+            "hydra/sweeper/sampler=random",
+            "hydra.sweeper.sampler.seed=0",
+            "hydra.sweeper.n_trials=6",
+            "seed=choice(1,2)",
+            "optimizer.lr=choice(0.05,0.1)",
+            *FAST,
+        ],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "6 of 6 trials finished" in result.stdout
+    outputs = tmp_path / "outputs"
+    res = results_of(outputs)
+    study = study_of(outputs, res["study_name"])
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 6 == res["finished_trials"]
+    assert all(t.distributions["seed"] == CategoricalDistribution((1, 2)) for t in trials)
+    assert {"seed", "optimizer.lr"} == set(res["best_params"])
+
+    # 6 trials over at most 4 (lr, seed) pairs: each pair trained once, the rest reused
+    pairs = {(t.params["optimizer.lr"], t.params["seed"]) for t in trials}
+    runs = finished_seed_runs(outputs)
+    assert len(runs) == len(pairs) < 6
+    assert len({(r.data.tags["config_id"], r.data.tags["seed"]) for r in runs}) == len(runs)
+    by_id = {r.info.run_id: r for r in runs}
+    reused = [t for t in trials if t.user_attrs["reused_seeds"]]
+    assert len(reused) == 6 - len(pairs)
+    for t in trials:  # each trial links to the MLflow run that holds its score
+        [run_id] = t.user_attrs["mlflow_run_ids"]
+        run = by_id[run_id]
+        assert run.data.tags["seed"] == str(t.params["seed"])
+        assert run.data.params["optimizer.lr"] == str(t.params["optimizer.lr"])
+        assert run.data.metrics["val_acc"] == t.value
+        assert run.data.tags["seedhp.study"] == study.study_name
+        assert (
+            run.data.tags["seedhp.strategy"] == "tuned" and run.data.tags["seedhp.role"] == "trial"
+        )
+    [parent] = [r for r in all_runs(outputs) if r.data.tags.get("seedhp.kind") == "study"]
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in runs)
+    assert study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id
+
+
+def test_averaged_study_prunes_a_planted_bad_configuration(tmp_path: Path) -> None:
+    # the grid sampler (seed 1) tries lr=0.1 first, then lr=1e-4, which cannot learn in 2 epochs
+    result = cli(
+        [
+            *OPTUNA,
+            "hydra/sweeper/sampler=grid",
+            "hydra.sweeper.sampler.seed=1",
+            "hydra/sweeper/pruner=wilcoxon",
+            "hydra.sweeper.seed_strategy=averaged",
+            "hydra.sweeper.seed_pool=12",
+            "hydra.sweeper.seeds_per_trial=8",
+            "hydra.sweeper.n_trials=2",
+            "optimizer.lr=choice(0.1,0.0001)",
+            *FAST,
+        ],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    outputs = tmp_path / "outputs"
+    study = study_of(outputs, results_of(outputs)["study_name"])
+    good, bad = study.get_trials()
+    assert good.params["optimizer.lr"] == 0.1 and good.state == TrialState.COMPLETE
+    assert [int(s) for s in good.user_attrs["seed_scores"]] == list(range(8))
+    scores = list(good.user_attrs["seed_scores"].values())
+    assert good.value == pytest.approx(sum(scores) / 8)
+    assert sorted(good.intermediate_values) == list(range(8))  # step = the seed's pool position
+
+    assert bad.params["optimizer.lr"] == 0.0001 and bad.state == TrialState.PRUNED
+    made = bad.user_attrs["seed_scores"]
+    assert 2 <= len(made) < 8  # pruned before using all its seeds
+    assert "pruned after" in result.stderr + result.stdout
+    bad_runs = [r for r in finished_seed_runs(outputs) if r.data.tags["seedhp.trial"] == "1"]
+    assert sorted(int(r.data.tags["seed"]) for r in bad_runs) == sorted(int(s) for s in made)
+
+
+def test_a_killed_study_resumes_to_exactly_n_trials(tmp_path: Path) -> None:
+    args = [
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra/sweeper/sampler=random",
+        "hydra.sweeper.sampler.seed=0",
+        "hydra.sweeper.seed_strategy=averaged",
+        "hydra.sweeper.seed_pool=3",
+        "hydra.sweeper.seeds_per_trial=3",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.study_name=killed",
+        "optimizer.lr=tag(log, interval(0.01, 0.3))",
+        "model=mlp",
+        "train.epochs=25",
+    ]
+    outputs = tmp_path / "outputs"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "seedhp", *args],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not _running(outputs / "optuna.db", "killed", 1):
+        time.sleep(0.05)  # kill it inside its second trial
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert study_of(outputs, "killed").get_trials()[1].state == TrialState.RUNNING
+
+    again = cli(args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "was left running by process" in again.stderr + again.stdout
+    trials = study_of(outputs, "killed").get_trials()
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 4
+    assert trials[1].state == TrialState.FAIL
+    runs = finished_seed_runs(outputs)
+    pairs = Counter((r.data.tags["config_id"], r.data.tags["seed"]) for r in runs)
+    assert max(pairs.values()) == 1  # no (configuration, seed) trained twice
+    assert not [r for r in all_runs(outputs) if r.info.status == "RUNNING"]
+
+
+def test_two_processes_share_one_study(tmp_path: Path) -> None:
+    args = [
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra.sweeper.n_trials=8",
+        "hydra.sweeper.study_name=shared",
+        "seed=range(0,1000)",
+        "optimizer.lr=tag(log, interval(0.01, 0.3))",
+        "model=mlp",
+        "train.epochs=40",
+    ]
+    # two workers on a 2-core machine: one thread each, or their OpenMP threads thrash
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "seedhp", *args],
+            cwd=tmp_path,
+            env=cli_env({"OMP_NUM_THREADS": "1"}),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    outputs = tmp_path / "outputs"
+    trials = study_of(outputs, "shared").get_trials()
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 8
+    owners = {t.user_attrs["seedhp.owner"] for t in complete}
+    assert len(owners) == 2  # both processes ran trials of the one study
+    parents = [r for r in all_runs(outputs) if r.data.tags.get("seedhp.kind") == "study"]
+    assert len(parents) == 1
+    runs = finished_seed_runs(outputs)
+    assert len(runs) == len({(t.params["seed"], t.params["optimizer.lr"]) for t in complete})
+    assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in runs)
