@@ -10,52 +10,69 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 log = logging.getLogger("seedhp")
-_PLAIN_SEED = re.compile(r"^seed=(\d+)$")
 
 
 class Composer:
-    """Job configs, composed once per configuration.
+    """Job configs, composed once per configuration shape.
 
-    Hydra composes every job from the config files (~0.1 s each). Jobs that differ from an
-    already composed one only in a plain `seed=<int>` override are the same configuration with
-    another seed, so their config is that one's with `seed` (and Hydra's record of the
-    overrides) replaced.
+    Hydra composes every job from the config files (~0.1 s each). Most jobs of a sweep or a
+    study differ from an already composed one only in plain `key=value` overrides of existing
+    keys (`seed=3`, `optimizer.lr=0.0123`): their config is that one's with those values set the
+    way Hydra sets them (`OmegaConf.update(cfg, key, value, merge=True)`), and with Hydra's
+    record of the overrides replaced. Anything else (a config group choice, `+`, `++`, `~`, a
+    `hydra.*` key, a dict value that would merge into the old one) is composed in full.
     """
 
     def __init__(self, hydra_context: HydraContext, config: DictConfig) -> None:
         self.loader, self.config = hydra_context.config_loader, config
-        self.composed: dict[tuple[str, ...], DictConfig] = {}
+        self.groups = set(OmegaConf.select(config, "hydra.runtime.choices", default={}) or {})
+        self.composed: dict[tuple[tuple[str, ...], tuple[str, ...]], DictConfig] = {}
         self.parser = OverridesParser.create()
 
     def compose(self, overrides: Sequence[str]) -> DictConfig:
         overrides = list(overrides)
-        seeds = [i for i, o in enumerate(overrides) if _PLAIN_SEED.match(o)]
-        if len(seeds) != 1:
-            return self.loader.load_sweep_config(self.config, overrides)
-        key = tuple(o for i, o in enumerate(overrides) if i != seeds[0])
-        base = self.composed.get(key)
-        if base is None:
-            base = self.composed[key] = self.loader.load_sweep_config(self.config, overrides)
+        parsed = self.parser.parse_overrides(overrides)
+        values = [o for o in parsed if self._plain_value(o)]
+        shape = (
+            tuple(str(o.input_line) for o in parsed if not self._plain_value(o)),
+            tuple(sorted(o.key_or_group for o in values)),
+        )
+        base = self.composed.get(shape)
+        if base is None or len(set(shape[1])) != len(shape[1]):
+            base = self.composed[shape] = self.loader.load_sweep_config(self.config, overrides)
             return copy.deepcopy(base)
         cfg = copy.deepcopy(base)
-        with read_write(cfg), open_dict(cfg):
-            cfg.seed = int(_PLAIN_SEED.match(overrides[seeds[0]]).group(1))  # type: ignore[union-attr]
+        with read_write(cfg), open_dict(cfg.hydra):
+            for o in values:
+                OmegaConf.update(cfg, o.key_or_group, o.value(), merge=True)
             cfg.hydra.overrides.task = overrides
-            cfg.hydra.job.override_dirname = self._dirname(cfg, overrides)
+            cfg.hydra.job.override_dirname = self._dirname(cfg, parsed)
         return cfg
 
-    def _dirname(self, cfg: DictConfig, overrides: list[str]) -> str:
+    def _plain_value(self, o: Override) -> bool:
+        return not (
+            o.is_sweep_override()
+            or o.is_add()
+            or o.is_force_add()
+            or o.is_delete()
+            or o.is_hydra_override()
+            or o.package is not None
+            or o.key_or_group in self.groups
+            or isinstance(o.value(), dict)
+        )
+
+    @staticmethod
+    def _dirname(cfg: DictConfig, overrides: Sequence[Override]) -> str:
         """hydra.job.override_dirname as Hydra computes it."""
         spec = cfg.hydra.job.config.override_dirname
         lines = sorted(
-            str(o.input_line)
-            for o in self.parser.parse_overrides(overrides)
-            if o.key_or_group not in spec.exclude_keys
+            str(o.input_line) for o in overrides if o.key_or_group not in spec.exclude_keys
         )
         return re.sub("=", spec.kv_sep, spec.item_sep.join(lines))
 
@@ -67,6 +84,7 @@ def launch_in_process(
     job_overrides: Sequence[Sequence[str]],
     initial_job_idx: int,
     on_job_end: Callable[[int, JobReturn], bool] | None = None,
+    composer: Composer | None = None,
 ) -> list[JobReturn]:
     """Run the jobs one after another here; a failing job is reported and the rest go on.
 
@@ -76,7 +94,7 @@ def launch_in_process(
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-    composer = Composer(hydra_context, config)
+    composer = composer or Composer(hydra_context, config)
     n = len(job_overrides)
     returns = []
     for i, overrides in enumerate(job_overrides):

@@ -332,7 +332,7 @@ def optuna_sweep(
         settings.sampler,
         settings.pruner,
         redact(settings.storage),
-        _count(study, FINISHED),
+        _count(ctx, FINISHED),
         settings.n_trials,
     )
     status = "FAILED"
@@ -377,23 +377,22 @@ def _next_trial(ctx: _Context) -> Trial | None:
     """Ask for a trial while fewer than n_trials have finished or are running in the study;
     wait for other processes' trials when the rest of the budget is theirs."""
     study, n = ctx.study, ctx.settings.n_trials
+    live = (*FINISHED, TrialState.RUNNING)
     while True:
         _fail_stale_trials(ctx)
-        if _count(study, FINISHED) >= n:
+        if _count(ctx, FINISHED) >= n:
             return None
-        if _count(study, (*FINISHED, TrialState.RUNNING)) >= n:
+        if _count(ctx, live) >= n:
             time.sleep(1.0)  # another process holds the last trials; take over if it dies
             continue
         trial = study.ask(fixed_distributions=ctx.settings.space.distributions())
         trial.set_user_attr(OWNER, f"{socket.gethostname()}:{os.getpid()}")
-        live = sorted(
-            t.number
-            for t in study.get_trials(deepcopy=False)
-            if t.state in (*FINISHED, TrialState.RUNNING)
-        )
-        if live.index(trial.number) < n:
+        if _count(ctx, live) <= n:
             return trial
-        # another process asked at the same moment for the last place
+        # Other processes asked at the same moment: the lowest numbers keep the last places.
+        numbers = sorted(t.number for t in study.get_trials(deepcopy=False, states=live))
+        if numbers.index(trial.number) < n:
+            return trial
         trial.set_user_attr("seedhp.surplus", True)
         _tell_study(study, trial, state=TrialState.FAIL)
 
@@ -408,8 +407,11 @@ def _tell_study(study: optuna.Study, trial: Trial | int, *args: Any, **kwargs: A
             raise
 
 
-def _count(study: optuna.Study, states: Sequence[TrialState]) -> int:
-    return len(study.get_trials(deepcopy=False, states=tuple(states)))
+def _count(ctx: _Context, states: Sequence[TrialState]) -> int:
+    """Trials of the study in these states. Through the study's cached storage, which keeps
+    finished trials in memory and reads only new or running ones from the database (Optuna's
+    get_n_trials loads and parses every trial)."""
+    return len(ctx.study.get_trials(deepcopy=False, states=tuple(states)))
 
 
 def _fail_stale_trials(ctx: _Context) -> None:
@@ -562,14 +564,12 @@ def _tell(
     ctx: _Context, trial: Trial, params: dict[str, Any], seeds: list[int], outcome: TrialOutcome
 ) -> None:
     s = ctx.settings
-    scores = {str(seed): outcome.scores[seed] for seed in seeds if seed in outcome.scores}
-    trial.set_user_attr("seeds", seeds)
-    trial.set_user_attr("seed_scores", scores)
-    trial.set_user_attr(
-        "mlflow_run_ids", [outcome.run_ids[x] for x in seeds if x in outcome.run_ids]
+    # seed_scores were stored seed by seed as they came; each attribute is one storage write
+    trial.set_user_attr(  # seed -> MLflow run: from optuna-dashboard to MLflow
+        "mlflow_run_ids", {str(x): outcome.run_ids[x] for x in seeds if x in outcome.run_ids}
     )
-    trial.set_user_attr("reused_seeds", outcome.reused)
-    trial.set_user_attr("fixed_overrides", list(s.space.fixed))
+    if outcome.reused:
+        trial.set_user_attr("reused_seeds", outcome.reused)
     if outcome.errors:
         trial.set_user_attr("errors", {str(k): v for k, v in outcome.errors.items()})
     values = [outcome.scores[x] for x in seeds if x in outcome.scores]
@@ -637,10 +637,9 @@ def finished_seed_runs(study: optuna.Study, key: str) -> dict[int, tuple[float, 
     for t in study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL)):
         if t.user_attrs.get("config_key") != key:
             continue
-        seeds = t.user_attrs.get("seeds", [])
-        runs = dict(zip(seeds, t.user_attrs.get("mlflow_run_ids", []), strict=False))
+        runs = t.user_attrs.get("mlflow_run_ids", {})
         for seed, value in t.user_attrs.get("seed_scores", {}).items():
-            known.setdefault(int(seed), (float(value), runs.get(int(seed))))
+            known.setdefault(int(seed), (float(value), runs.get(seed)))
     return known
 
 
@@ -711,8 +710,9 @@ def _earliest(runs: Sequence[Any]) -> str | None:
     return str(first.info.run_id)
 
 
-def results(study: optuna.Study, s: StudySettings) -> dict[str, Any]:
+def results(ctx: _Context) -> dict[str, Any]:
     """optimization_results.yaml: what hydra-optuna-sweeper writes, plus the seeds."""
+    study, s = ctx.study, ctx.settings
     out: dict[str, Any] = {
         "name": "optuna",
         "study_name": s.name,
@@ -720,8 +720,8 @@ def results(study: optuna.Study, s: StudySettings) -> dict[str, Any]:
         "seed_strategy": s.strategy,
         "direction": s.direction,
         "objective": s.objective,
-        "finished_trials": _count(study, FINISHED),
-        "pruned_trials": _count(study, (TrialState.PRUNED,)),
+        "finished_trials": _count(ctx, FINISHED),
+        "pruned_trials": _count(ctx, (TrialState.PRUNED,)),
     }
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if completed:
@@ -734,15 +734,15 @@ def results(study: optuna.Study, s: StudySettings) -> dict[str, Any]:
                 "best_seed_scores": {
                     int(k): v for k, v in best.user_attrs.get("seed_scores", {}).items()
                 },
-                "best_mlflow_run_ids": best.user_attrs.get("mlflow_run_ids", []),
+                "best_mlflow_run_ids": best.user_attrs.get("mlflow_run_ids", {}),
             }
         )
     return out
 
 
 def _finish(ctx: _Context, status: str) -> str:
-    s, study = ctx.settings, ctx.study
-    res = results(study, s)
+    s = ctx.settings
+    res = results(ctx)
     path = ctx.sweep_dir / "optimization_results.yaml"
     path.write_text(yaml.safe_dump(res, sort_keys=False))
     ctx.tracker.log_artifact(ctx.parent, path)

@@ -84,10 +84,10 @@ def test_tuned_study_searches_the_seed_and_reuses_seed_runs(tmp_path: Path) -> N
     assert len(runs) == len(pairs) < 6
     assert len({(r.data.tags["config_id"], r.data.tags["seed"]) for r in runs}) == len(runs)
     by_id = {r.info.run_id: r for r in runs}
-    reused = [t for t in trials if t.user_attrs["reused_seeds"]]
+    reused = [t for t in trials if t.user_attrs.get("reused_seeds")]
     assert len(reused) == 6 - len(pairs)
     for t in trials:  # each trial links to the MLflow run that holds its score
-        [run_id] = t.user_attrs["mlflow_run_ids"]
+        [run_id] = t.user_attrs["mlflow_run_ids"].values()
         run = by_id[run_id]
         assert run.data.tags["seed"] == str(t.params["seed"])
         assert run.data.params["optimizer.lr"] == str(t.params["optimizer.lr"])

@@ -3,6 +3,7 @@ once), each composed once per configuration, with `job i/n` progress."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn
@@ -28,6 +29,9 @@ class SeedhpLauncher(Launcher):
         self.task_function: TaskFunction | None = None
         # set by seedhp's optuna sweeper around a trial: (i, JobReturn) -> go on with the batch?
         self.on_job_end: Callable[[int, JobReturn], bool] | None = None
+        self.composer: Any = (
+            None  # seedhp.launch.Composer, kept across launches (a study's trials)
+        )
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -37,9 +41,11 @@ class SeedhpLauncher(Launcher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
-        from seedhp.launch import launch_in_process
+        from seedhp.launch import Composer, launch_in_process
 
         assert self.config is not None and self.hydra_context and self.task_function
+        if self.composer is None:
+            self.composer = Composer(self.hydra_context, self.config)
         return launch_in_process(
             self.hydra_context,
             self.task_function,
@@ -47,4 +53,5 @@ class SeedhpLauncher(Launcher):
             job_overrides,
             initial_job_idx,
             self.on_job_end,
+            self.composer,
         )
