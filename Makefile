@@ -19,12 +19,12 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing seedhp and its dependencies into $(VENV) (first time: about a minute)"
-	@$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v 'is ignored' || true
 	@# compat mode: Hydra discovers plugins by scanning the hydra_plugins namespace on sys.path
-	@$(PY) -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat 2>&1 \
-		| grep -vE 'is ignored|BuildBackendWarning|^\s*$$|!!|\*\*\*|editable|strategy|lenient|development_mode|mode = ' || true
+	@{ $(PY) -m pip install --upgrade pip \
+	   && $(PY) -m pip install -e '.[dev]' --config-settings editable_mode=compat; } \
+		> $(VENV)/install.log 2>&1 || { tail -30 $(VENV)/install.log; echo "install failed: $(VENV)/install.log"; exit 1; }
 	@$(PY) -c "import seedhp, hydra_plugins.seedhp, torch, torchvision, mlflow, optuna" \
-		|| { echo "install failed"; exit 1; }
+		|| { echo "install failed: $(VENV)/install.log"; exit 1; }
 	@touch $(STAMP)
 
 run: $(STAMP) ## the main job: a seed sweep on the embedded digits data (SEEDS=100)
@@ -34,6 +34,7 @@ search: $(STAMP) ## an Optuna study on digits (SEARCH=averaged|tuned|fixed); run
 	$(PY) -m seedhp search=$(SEARCH)
 
 dashboard: $(STAMP) ## optuna-dashboard on the project's studies (http://127.0.0.1:8080)
+	@test -f outputs/optuna.db || { echo "no studies yet in outputs/optuna.db: run make search first"; exit 1; }
 	$(VENV)/bin/optuna-dashboard $(STUDIES) --host 127.0.0.1 --port 8080
 
 test: $(STAMP) ## the test suite without `slow` tests (under 10 minutes on 2 cores)

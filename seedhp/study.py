@@ -95,6 +95,7 @@ class TrialOutcome:
     reused: list[int] = field(default_factory=list)
     errors: dict[int, str] = field(default_factory=dict)
     pruned: bool = False
+    pruned_epoch: int | None = None  # tuned/fixed: the epoch a seed-run was stopped after
 
 
 # ----------------------------------------------------------------------------------------------
@@ -537,6 +538,7 @@ def _launch_seeds(
     def on_epoch(epoch: int, value: float) -> bool:  # tuned/fixed: one seed-run per trial
         trial.report(value, epoch)
         outcome.pruned = trial.should_prune()
+        outcome.pruned_epoch = epoch
         return outcome.pruned
 
     epochs_pruned = s.strategy != "averaged" and s.pruner != "none"
@@ -582,16 +584,26 @@ def _tell(
         )
     elif outcome.pruned:
         _tell_study(ctx.study, trial, state=TrialState.PRUNED)
-        log.info(
-            "trial %d  %s  pruned after %d of %d seeds (%s %s)%s",
-            trial.number,
-            shown,
-            len(values),
-            len(seeds),
-            s.objective,
-            _fmt(values),
-            reused,
-        )
+        if outcome.pruned_epoch is not None:
+            log.info(
+                "trial %d  %s  pruned after epoch %d (%s %.4f)",
+                trial.number,
+                shown,
+                outcome.pruned_epoch,
+                s.objective,
+                values[-1],
+            )
+        else:
+            log.info(
+                "trial %d  %s  pruned after %d of %d seeds (%s %s)%s",
+                trial.number,
+                shown,
+                len(values),
+                len(seeds),
+                s.objective,
+                _fmt(values),
+                reused,
+            )
     else:
         value = aggregate(values, s.aggregate, s.maximize)
         if math.isnan(value):

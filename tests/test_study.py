@@ -136,6 +136,32 @@ def test_averaged_study_prunes_a_planted_bad_configuration(tmp_path: Path) -> No
     assert sorted(int(r.data.tags["seed"]) for r in bad_runs) == sorted(int(s) for s in made)
 
 
+def test_tuned_trials_are_pruned_per_epoch(tmp_path: Path) -> None:
+    result = cli(
+        [
+            *OPTUNA,
+            "hydra/sweeper/sampler=grid",
+            "hydra.sweeper.sampler.seed=1",
+            "hydra/sweeper/pruner=median",
+            "hydra.sweeper.pruner.n_startup_trials=1",
+            "hydra.sweeper.n_trials=2",
+            "seed=choice(0)",
+            "optimizer.lr=choice(0.1,0.0001)",
+            "model=mlp",
+            "train.epochs=4",
+        ],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    outputs = tmp_path / "outputs"
+    good, bad = study_of(outputs, results_of(outputs)["study_name"]).get_trials()
+    assert good.state == TrialState.COMPLETE and sorted(good.intermediate_values) == [1, 2, 3, 4]
+    assert bad.state == TrialState.PRUNED and sorted(bad.intermediate_values) == [1]
+    assert "pruned after epoch 1" in result.stderr + result.stdout
+    [run] = [r for r in all_runs(outputs) if r.data.tags.get("seedhp.trial") == "1"]
+    assert run.data.tags["seedhp.status"] == "pruned" and run.info.status == "KILLED"
+
+
 def test_a_killed_study_resumes_to_exactly_n_trials(tmp_path: Path) -> None:
     args = [
         "-m",
