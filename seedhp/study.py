@@ -78,6 +78,7 @@ class StudySettings:
     pruner: str
     pruner_options: dict[str, Any]
     heartbeat_seconds: int
+    max_failure_rate: float
     space: SearchSpace
     objective: str
 
@@ -122,6 +123,16 @@ def study_settings(
     n_trials = sweeper["n_trials"]
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise ConfigError("hydra.sweeper.n_trials", n_trials, "an integer >= 1")
+    if sweeper.get("n_jobs", 1) != 1:
+        raise ConfigError(
+            "hydra.sweeper.n_jobs",
+            sweeper["n_jobs"],
+            "seedhp runs one trial at a time per process; to run trials in parallel start "
+            "several processes on one study (same storage and study_name)",
+        )
+    rate = sweeper.get("max_failure_rate", 0.5)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+        raise ConfigError("hydra.sweeper.max_failure_rate", rate, "a number in [0, 1]")
     how = sweeper["aggregate"]
     if how not in AGGREGATES:
         raise ConfigError("hydra.sweeper.aggregate", how, f"allowed: {', '.join(AGGREGATES)}")
@@ -194,6 +205,7 @@ def study_settings(
         pruner=pruner,
         pruner_options={k: v for k, v in sweeper["pruner"].items() if k != "name"},
         heartbeat_seconds=int(sweeper.get("heartbeat_seconds", 10)),
+        max_failure_rate=float(rate),
         space=space,
         objective=job.objective,
     )
@@ -305,6 +317,8 @@ class _Context:
     parent: str
     sweep_dir: Path
     returns: list[JobReturn] = field(default_factory=list)
+    asked: int = 0  # trials this process ran
+    failed: int = 0  # ... of which failed (an error, or every seed diverged)
 
 
 def optuna_sweep(
@@ -340,12 +354,17 @@ def optuna_sweep(
     try:
         while (trial := _next_trial(ctx)) is not None:
             run_trial(ctx, trial)
-        status = "FINISHED"
+            if _too_many_failures(ctx):
+                break
+        else:
+            status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     finally:
         print(_finish(ctx, status), flush=True)
+    if status != "FINISHED":
+        raise SystemExit(1)  # stopped on failures: the study did not complete
     return [ctx.returns]
 
 
@@ -372,6 +391,23 @@ def _ends(d: Any) -> list[Any]:
     if isinstance(dist, optuna.distributions.CategoricalDistribution):
         return list(dist.choices)
     return [dist.low, dist.high]
+
+
+def _too_many_failures(ctx: _Context) -> bool:
+    """Failed trials (errors, divergence) do not count towards n_trials: a study whose trials
+    keep failing would never end. Stop once more than max_failure_rate of this process's trials
+    (5 at least) failed."""
+    s = ctx.settings
+    if ctx.asked >= 5 and ctx.failed > s.max_failure_rate * ctx.asked:
+        log.error(
+            "stopping: %d of the %d trials this process ran failed (more than "
+            "hydra.sweeper.max_failure_rate=%g); see the trials' errors",
+            ctx.failed,
+            ctx.asked,
+            s.max_failure_rate,
+        )
+        return True
+    return False
 
 
 def _next_trial(ctx: _Context) -> Trial | None:
@@ -566,6 +602,7 @@ def _tell(
     ctx: _Context, trial: Trial, params: dict[str, Any], seeds: list[int], outcome: TrialOutcome
 ) -> None:
     s = ctx.settings
+    ctx.asked += 1
     # seed_scores were stored seed by seed as they came; each attribute is one storage write
     trial.set_user_attr(  # seed -> MLflow run: from optuna-dashboard to MLflow
         "mlflow_run_ids", {str(x): outcome.run_ids[x] for x in seeds if x in outcome.run_ids}
@@ -578,6 +615,7 @@ def _tell(
     shown = _show(params)
     reused = f", reused seed-runs of seeds {outcome.reused}" if outcome.reused else ""
     if outcome.errors:
+        ctx.failed += 1
         _tell_study(ctx.study, trial, state=TrialState.FAIL)
         log.info(
             "trial %d  %s  FAILED: %s", trial.number, shown, "; ".join(outcome.errors.values())
@@ -608,6 +646,7 @@ def _tell(
         value = aggregate(values, s.aggregate, s.maximize)
         if math.isnan(value):
             trial.set_user_attr("diverged", True)
+            ctx.failed += 1
             _tell_study(ctx.study, trial, state=TrialState.FAIL)
             log.info(
                 "trial %d  %s  diverged (%s %s)", trial.number, shown, s.objective, _fmt(values)

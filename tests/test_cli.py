@@ -75,6 +75,10 @@ BAD_INPUTS = {
         [*OPT, "optimizer.lr=interval(0.01,0.1)"],
         "seed=0: seed_strategy=tuned searches the seed",
     ),
+    "parallel trials": (
+        [*OPT, "seed=range(0,3)", "hydra.sweeper.n_jobs=4"],
+        "hydra.sweeper.n_jobs=4: seedhp runs one trial at a time per process",
+    ),
     "malformed storage": (
         [*OPT, "seed=range(0,3)", "hydra.sweeper.storage=foo://x"],
         "hydra.sweeper.storage=foo://x: cannot open this Optuna storage",

@@ -162,6 +162,26 @@ def test_tuned_trials_are_pruned_per_epoch(tmp_path: Path) -> None:
     assert run.data.tags["seedhp.status"] == "pruned" and run.info.status == "KILLED"
 
 
+def test_a_study_whose_trials_keep_failing_stops(tmp_path: Path) -> None:
+    result = cli(
+        [
+            *OPTUNA,
+            "hydra.sweeper.n_trials=20",
+            "seed=range(0,1000)",
+            "optimizer.lr=interval(1e5,1e6)",
+            *FAST,
+        ],
+        cwd=tmp_path,
+    )  # every run diverges
+    assert result.returncode == 1
+    assert "stopping: 5 of the 5 trials this process ran failed" in result.stderr + result.stdout
+    trials = study_of(
+        tmp_path / "outputs", results_of(tmp_path / "outputs")["study_name"]
+    ).get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL] * 5
+    assert all(t.user_attrs["diverged"] for t in trials)
+
+
 def test_a_killed_study_resumes_to_exactly_n_trials(tmp_path: Path) -> None:
     args = [
         "-m",

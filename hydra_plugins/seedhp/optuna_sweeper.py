@@ -57,6 +57,8 @@ class OptunaSweeperConf:
     seeds_per_trial: int = 5  # averaged: a trial's seeds are the pool's first ones
     aggregate: str = "mean"  # averaged: mean | median | iqm | min (the worst seed)
     heartbeat_seconds: int = 10  # a trial silent for 6x this in the storage is failed
+    max_failure_rate: float = 0.5  # stop when more of this process's trials failed (after 5)
+    n_jobs: int = 1  # hydra-optuna-sweeper's; one trial at a time: share a study across processes
     params: Optional[Dict[str, str]] = None  # the search space; the command line wins
 
 
