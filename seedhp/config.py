@@ -30,6 +30,7 @@ _RUNTIME_KEYS = (
     "tracking",
     "paths",
     "hydra",
+    "report",
     "train.device",
     "train.eval_batch_size",
     "train.deterministic",
@@ -190,7 +191,7 @@ def _tracking(t: Mapping[str, Any], outputs: Path) -> TrackingSettings:
     if role not in ROLES:
         raise ConfigError("tracking.role", role, f"allowed: {', '.join(ROLES)}")
     tags = {str(k): str(v) for k, v in (t.get("tags") or {}).items()}
-    for key in ("study", "trial", "strategy"):  # set by the optuna sweeper
+    for key in ("study", "trial", "strategy", "reseed_of"):  # set by seedhp's sweepers
         if t.get(key) is not None:
             tags[f"seedhp.{key}"] = str(t[key])
     return TrackingSettings(

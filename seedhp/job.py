@@ -101,6 +101,15 @@ def job_info() -> JobInfo:
     )
 
 
+def configuration_overrides(overrides: Sequence[str]) -> list[str]:
+    """A job's overrides without its seed and seedhp's bookkeeping: its configuration."""
+    return [
+        o
+        for o in overrides
+        if o.split("=", 1)[0].lstrip("+~") not in ("seed",) and not o.startswith("tracking.")
+    ]
+
+
 def check(cfg: DictConfig) -> tuple[Settings, Splits]:
     """Everything about a job that can be wrong before training: config values, the data set,
     batch size against the data, the device, the model against the data, the tracking store."""
@@ -130,7 +139,7 @@ def run(cfg: DictConfig) -> float:
     streams = derive_seeds(settings.seed, settings.pinned)
     _reset_global_state(streams, settings.deterministic)
     tracker = Tracker(settings.tracking.uri, settings.tracking.experiment)
-    run_id, params = _start_run(tracker, cfg, settings, streams, info)
+    run_id, params = _start_run(tracker, cfg, settings, streams, info, data)
     record = _RunLog(tracker, run_id, params, settings.objective, verbose=not info.multirun)
     try:
         [result] = train(
@@ -154,7 +163,7 @@ def run(cfg: DictConfig) -> float:
         )
         tracker.end_run(run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
         raise
-    _finish_run(tracker, run_id, result, record)
+    _finish_run(tracker, run_id, result, record, data)
     value = objective_value(result.final, settings.objective)
     (log.debug if info.multirun else log.info)(
         "seed %d %s: %s %.4f, test_acc %.4f (%.2f s) -> MLflow run %s",
@@ -225,14 +234,25 @@ def _reset_global_state(streams: SeedStreams, deterministic: bool) -> None:
 
 
 def _start_run(
-    tracker: Tracker, cfg: DictConfig, settings: Settings, streams: SeedStreams, info: JobInfo
+    tracker: Tracker,
+    cfg: DictConfig,
+    settings: Settings,
+    streams: SeedStreams,
+    info: JobInfo,
+    data: Splits,
 ) -> tuple[str, dict[str, str]]:
     """Create the run with its identifying tags and the config artifact; returns the run id and
     the params still to send (they go with the run's first batch of metrics)."""
     container = _container(cfg)
     if container.get("tracking", {}).get("uri"):  # what MLflow shows never holds a password
         container["tracking"]["uri"] = redact(str(container["tracking"]["uri"]))
-    params = {**flatten(container), **streams.as_params()}
+    params = {
+        **flatten(container),
+        **streams.as_params(),
+        "split.n_train": str(len(data.train)),  # the noise floor of a score needs these
+        "split.n_val": str(len(data.val)),
+        "split.n_test": str(len(data.test)),
+    }
     picked = dict(info.choices)
     tags = {
         "seed": str(settings.seed),
@@ -241,6 +261,8 @@ def _start_run(
         "seedhp.status": "running",
         "seedhp.label": info.label,
         "seedhp.job_dir": info.output_dir,
+        # what re-creates this configuration on another seed (seedhp reseed)
+        "seedhp.overrides": json.dumps(configuration_overrides(info.overrides)),
         **{
             f"seedhp.{g}": picked[g]
             for g in ("model", "data", "optimizer", "schedule")
@@ -306,7 +328,9 @@ class _RunLog:
         self.last_flush = time.monotonic()
 
 
-def _finish_run(tracker: Tracker, run_id: str, result: SeedResult, record: _RunLog) -> None:
+def _finish_run(
+    tracker: Tracker, run_id: str, result: SeedResult, record: _RunLog, data: Splits
+) -> None:
     epochs = len(result.history["val_acc"])
     # a final score that is the last epoch's value is already logged at that step
     finals = [
@@ -317,7 +341,11 @@ def _finish_run(tracker: Tracker, run_id: str, result: SeedResult, record: _RunL
     finals.append(metric("diverged", float(result.status == "diverged"), epochs))
     if result.diverged_epoch is not None:
         finals.append(metric("diverged_epoch", result.diverged_epoch, epochs))
-    record.send(finals, tags={"seedhp.status": result.status})
+    tags = {"seedhp.status": result.status}
     if result.test_predictions is not None:
-        tracker.log_text(run_id, json.dumps(result.test_predictions), "test_predictions.json")
+        tags["seedhp.predictions"] = "test_predictions.json"
+    record.send(finals, tags=tags)
+    if result.test_predictions is not None:  # with the labels: a seed ensemble needs nothing else
+        blob = {"predictions": result.test_predictions, "labels": data.test.y.tolist()}
+        tracker.log_text(run_id, json.dumps(blob, separators=(",", ":")), "test_predictions.json")
     tracker.end_run(run_id, "FINISHED" if result.status == "finished" else "FAILED")

@@ -65,6 +65,7 @@ def test_config_id_ignores_seeds_and_runtime_keys_only(outputs: Path) -> None:
         ["seeds.split=3"],
         ["train.device=cpu"],
         ["tracking.experiment=other"],
+        ["report.fresh_seeds=20"],
         ["train.eval_batch_size=7"],
     ):
         assert config_id(resolved(same, outputs)) == base, same

@@ -59,7 +59,9 @@ def test_a_seed_run_is_one_batched_mlflow_run(
             )
         ).read_text()
     )
-    assert len(preds) == 359 and set(preds) <= set(range(10))
+    assert len(preds["predictions"]) == len(preds["labels"]) == 359
+    assert set(preds["predictions"]) <= set(range(10)) and tags["seedhp.predictions"]
+    assert params["split.n_test"] == "359" and params["split.n_val"] == "288"
 
 
 def test_bad_tracking_uris_fail_in_one_line(tmp_path: Path) -> None:
