@@ -50,6 +50,18 @@ class TrackingSettings:
     role: str
     save_predictions: bool
     tags: dict[str, str]
+    label: str | None = None  # the configuration's name; None: derived from the command line
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """What a sweep or study does at its end (seedhp.report)."""
+
+    enabled: bool = True
+    fresh_seeds: int = 0  # re-run both winners on this many fresh seeds first
+    black_swan_k: float = 3.0
+    bootstrap: int = 10_000
+    random_state: int = 0
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,7 @@ class Settings:
     tracking: TrackingSettings
     outputs: Path
     config_id: str
+    report: ReportSettings = ReportSettings()
 
 
 def check_seed(value: Any, key: str = "seed") -> int:
@@ -138,6 +151,7 @@ def parse(cfg: Mapping[str, Any]) -> Settings:
         tracking=tracking,
         outputs=outputs,
         config_id=config_id(cfg),
+        report=_report(cfg.get("report") or {}),
     )
 
 
@@ -194,13 +208,27 @@ def _tracking(t: Mapping[str, Any], outputs: Path) -> TrackingSettings:
     for key in ("study", "trial", "strategy", "reseed_of"):  # set by seedhp's sweepers
         if t.get(key) is not None:
             tags[f"seedhp.{key}"] = str(t[key])
+    label = t.get("label")
     return TrackingSettings(
+        label=None if label is None else str(label),
         uri=str(uri),
         experiment=experiment,
         role=str(role),
         parent_run_id=t.get("parent_run_id") or None,
         save_predictions=bool(t.get("save_predictions", False)),
         tags=tags,
+    )
+
+
+def _report(r: Mapping[str, Any]) -> ReportSettings:
+    if not r:
+        return ReportSettings()
+    return ReportSettings(
+        enabled=bool(r.get("enabled", True)),
+        fresh_seeds=_int(r, "report.fresh_seeds", minimum=0),
+        black_swan_k=_number(r, "report.black_swan_k", 0.0, None, lo_open=True),
+        bootstrap=_int(r, "report.bootstrap", minimum=100),
+        random_state=_int(r, "report.random_state", minimum=0),
     )
 
 

@@ -61,24 +61,12 @@ class JobInfo:
     def label(self) -> str:
         """Model, data, optimizer and every non-seed override: names a configuration."""
         picked = dict(self.choices)
-        parts = [picked.get(g, "?") for g in ("model", "data", "optimizer", "schedule")]
+        groups = ("model", "data", "optimizer", "schedule")
+        parts = [picked.get(g, "?") for g in groups]
         extra = [
             o
-            for o in self.overrides
-            if not o.split("=")[0]
-            .lstrip("+~")
-            .startswith(
-                (
-                    "seed",
-                    "tracking.",
-                    "hydra",
-                    "paths.",
-                    "model=",
-                    "data=",
-                    "optimizer=",
-                    "schedule=",
-                )
-            )
+            for o in configuration_overrides(self.overrides)
+            if o.split("=", 1)[0].lstrip("+~") not in (*groups, "paths.outputs")
         ]
         return " ".join(["/".join(parts), *sorted(extra)])
 
@@ -106,7 +94,8 @@ def configuration_overrides(overrides: Sequence[str]) -> list[str]:
     return [
         o
         for o in overrides
-        if o.split("=", 1)[0].lstrip("+~") not in ("seed",) and not o.startswith("tracking.")
+        if o.split("=", 1)[0].lstrip("+~") != "seed"
+        and not o.lstrip("+~").startswith(("tracking.", "report."))
     ]
 
 
@@ -259,7 +248,7 @@ def _start_run(
         "config_id": settings.config_id,
         "seedhp.role": settings.tracking.role,
         "seedhp.status": "running",
-        "seedhp.label": info.label,
+        "seedhp.label": settings.tracking.label or info.label,
         "seedhp.job_dir": info.output_dir,
         # what re-creates this configuration on another seed (seedhp reseed)
         "seedhp.overrides": json.dumps(configuration_overrides(info.overrides)),

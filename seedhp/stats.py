@@ -8,6 +8,7 @@ give the same answer for the same one.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -266,8 +267,9 @@ def ensemble_accuracy(
     n_draws: int = 50,
     random_state: int = 0,
 ) -> dict[int, tuple[float, float]]:
-    """Majority-vote accuracy of seed ensembles: for each size m, the mean and std over
-    `n_draws` random m-member subsets of the accuracy of their vote (ties to the lower class).
+    """Majority-vote accuracy of seed ensembles: for each size m, the mean and std over the
+    m-member subsets (all of them when there are at most `n_draws`, else `n_draws` random ones)
+    of the accuracy of their vote (ties to the lower class).
     predictions (n_members, n_examples) int; labels (n_examples,)."""
     p = np.asarray(predictions, dtype=np.int64)
     y = np.asarray(labels, dtype=np.int64)
@@ -276,9 +278,12 @@ def ensemble_accuracy(
     out = {}
     for m in sizes or list(range(1, k + 1)):
         accs = []
-        draws = 1 if m == k else n_draws
-        for _ in range(draws):
-            members = p[rng.choice(k, size=m, replace=False)]  # (m, n_examples)
+        if math.comb(k, m) <= n_draws:  # few subsets: all of them, exactly
+            subsets = [list(c) for c in itertools.combinations(range(k), m)]
+        else:
+            subsets = [list(rng.choice(k, size=m, replace=False)) for _ in range(n_draws)]
+        for subset in subsets:
+            members = p[subset]  # (m, n_examples)
             votes = np.zeros((n_classes, p.shape[1]), dtype=np.int64)
             for row in members:
                 votes[row, np.arange(p.shape[1])] += 1

@@ -44,6 +44,7 @@ from seedhp.errors import ConfigError
 from seedhp.job import check, exit_on_config_error
 from seedhp.locks import sqlite_lock
 from seedhp.pruning import epoch_reports
+from seedhp.report import at_end
 from seedhp.search_space import SearchSpace, grid, merge, parse_space, seed_pool
 from seedhp.summary import maximize
 from seedhp.tracking import Tracker, metric
@@ -350,7 +351,7 @@ def optuna_sweep(
         _count(ctx, FINISHED),
         settings.n_trials,
     )
-    status = "FAILED"
+    status, last = "FAILED", False
     try:
         while (trial := _next_trial(ctx)) is not None:
             run_trial(ctx, trial)
@@ -358,6 +359,15 @@ def optuna_sweep(
                 break
         else:
             status = "FINISHED"
+            last = _ran_the_last_trial(ctx)
+            if last:  # once per study, not once per process sharing it
+                at_end.reseed(
+                    ctx.tracker,
+                    ctx.parent,
+                    job_settings,
+                    launcher,
+                    first_job_idx=(len(study.trials) + 1) * len(settings.seeds),
+                )
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -365,7 +375,19 @@ def optuna_sweep(
         print(_finish(ctx, status), flush=True)
     if status != "FINISHED":
         raise SystemExit(1)  # stopped on failures: the study did not complete
+    if last and (path := at_end.report(ctx.tracker, ctx.parent, job_settings, sweep_dir)):
+        print(f"Report: {path}", flush=True)
     return [ctx.returns]
+
+
+def _ran_the_last_trial(ctx: _Context) -> bool:
+    """Whether this process ran the study's highest-numbered finished trial: the one process
+    of those sharing a study that writes its report."""
+    finished = ctx.study.get_trials(deepcopy=False, states=FINISHED)
+    if not finished:
+        return False
+    last = max(finished, key=lambda t: t.number)
+    return last.user_attrs.get(OWNER) == f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _check_space(

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from seedhp.config import Settings, check_seed
 from seedhp.errors import ConfigError
 from seedhp.job import check, exit_on_config_error
+from seedhp.report import at_end
 from seedhp.summary import ConfigSummary, format_table, summarize
 from seedhp.tracking import Tracker, metric, run_rows
 from seedhp.urls import redact
@@ -99,7 +100,7 @@ def grid_sweep(
     parent = tracker.start_run(
         f"sweep {sweep_dir.name}",
         {
-            "seedhp.kind": "sweep",
+            "seedhp.kind": "reseed" if settings.tracking.tags.get("seedhp.reseed_of") else "sweep",
             "seedhp.sweep_dir": str(sweep_dir.resolve()),
             "seedhp.command": " ".join(arguments),
             "seedhp.objective": settings.objective,
@@ -113,6 +114,7 @@ def grid_sweep(
         batch = max_batch_size or len(jobs)
         for start in range(0, len(jobs), batch):
             returns.append(launcher.launch(jobs[start : start + batch], initial_job_idx=start))
+        at_end.reseed(tracker, parent, settings, launcher, first_job_idx=len(jobs))
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -120,8 +122,13 @@ def grid_sweep(
     finally:
         failed = [r for rs in returns for r in rs if r.status == JobStatus.FAILED]
         summaries = _close_parent(tracker, parent, settings, sweep_dir, status, failed)
+        report = (
+            at_end.report(tracker, parent, settings, sweep_dir) if status == "FINISHED" else None
+        )
         if with_summary:
             print(_report(summaries, settings, tracker, parent, sweep_dir, failed), flush=True)
+        if report is not None:
+            print(f"Report: {report}", flush=True)
     return returns
 
 
@@ -133,7 +140,10 @@ def _close_parent(
     status: str,
     failed: list[JobReturn],
 ) -> list[ConfigSummary]:
-    rows = run_rows(tracker.children(parent), settings.objective)
+    # the sweep's own seed-runs: fresh-seed re-runs of its winners are the report's business
+    rows = [
+        r for r in run_rows(tracker.children(parent), settings.objective) if r["role"] != "reseed"
+    ]
     summaries = summarize(rows, settings.objective)
     table = format_table(summaries, settings.objective)
     (sweep_dir / "summary.txt").write_text(table + "\n")

@@ -8,6 +8,7 @@ per value.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import urllib.error
 import urllib.request
@@ -85,6 +86,9 @@ class Tracker:
     ) -> None:
         self.client.log_artifact(run_id, str(local_path), artifact_path)
 
+    def log_artifacts(self, run_id: str, local_dir: str | Path, artifact_path: str) -> None:
+        self.client.log_artifacts(run_id, str(local_dir), artifact_path)
+
     def end_run(self, run_id: str, status: str) -> None:
         """status: FINISHED | FAILED | KILLED."""
         self.client.set_terminated(run_id, status)
@@ -139,6 +143,7 @@ def check_reachable(uri: str) -> None:
 @lru_cache(maxsize=8)
 def _client(uri: str) -> MlflowClient:
     check_reachable(uri)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in logs
     from mlflow.tracking import MlflowClient
 
     for name in ("alembic", "mlflow"):  # after import: mlflow sets its loggers up on import
@@ -199,6 +204,7 @@ def run_rows(runs: Iterable[Run], objective: str) -> list[dict[str, Any]]:
                 "value": metrics.get(objective, float("nan")),
                 "test_acc": metrics.get("test_acc", float("nan")),
                 "label": tags.get("seedhp.label", tags["config_id"]),
+                "role": tags.get("seedhp.role", "run"),
             }
         )
     return rows

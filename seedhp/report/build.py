@@ -1,0 +1,131 @@
+"""Building a report directory: collect, compute, draw, render, write, log."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from seedhp.errors import ConfigError
+from seedhp.report import figures as fig
+from seedhp.report.collect import RunSet, collect, curves, predictions
+from seedhp.report.compute import MAX_FIGURED, Options, compute
+from seedhp.report.html import render
+from seedhp.tracking import Tracker
+
+
+def build_report(
+    tracker: Tracker,
+    parent_id: str | None,
+    out_dir: Path,
+    options: Options | None = None,
+    log_artifacts: bool = True,
+) -> Path:
+    """Write the report of one sweep or study (parent_id) or of the whole experiment (None)."""
+    rs = collect(tracker, parent_id)
+    if not [r for r in rs.runs if r.status == "finished"]:
+        raise ConfigError(
+            "--run", parent_id or tracker.experiment_name, "has no finished seed-run to report on"
+        )
+    numbers = compute(
+        rs,
+        curves(tracker, rs.runs, rs.curve_metric),
+        predictions(tracker, rs.runs),
+        options or Options(),
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = draw(numbers, rs, out_dir)
+    (out_dir / "report.html").write_text(render(numbers, figures))
+    (out_dir / "report.json").write_text(json.dumps(_json_safe(numbers), indent=1))
+    write_tables(numbers, rs, out_dir)
+    if log_artifacts and parent_id is not None:
+        tracker.log_artifacts(parent_id, out_dir, "report")
+    return out_dir / "report.html"
+
+
+def draw(n: dict[str, Any], rs: RunSet, out: Path) -> dict[str, Path]:
+    figures: dict[str, Path] = {}
+    for c in n["configurations"][:MAX_FIGURED]:
+        cid = c["config_id"]
+        figures[f"hist_{cid}"] = fig.histogram(c, rs.objective, out / f"histogram_{cid}.png")
+        if c["convergence"]:
+            figures[f"conv_{cid}"] = fig.convergence(
+                c, rs.curve_metric, out / f"convergence_{cid}.png"
+            )
+    if n["expected_max"].get("n"):
+        figures["expected_max"] = fig.expected_max(
+            n["expected_max"], n["configurations"], rs.objective, out / "expected_max.png"
+        )
+    if n["selections"]:
+        figures["selection_contrast"] = fig.selection_contrast(
+            n["selections"],
+            n["labels"],
+            rs.objective,
+            rs.test_metric,
+            out / "selection_contrast.png",
+        )
+    for e in n["ensembles"][:MAX_FIGURED]:
+        figures[f"ensemble_{e['config_id']}"] = fig.ensemble(
+            e, out / f"ensemble_{e['config_id']}.png"
+        )
+    return figures
+
+
+def write_tables(n: dict[str, Any], rs: RunSet, out: Path) -> None:
+    """configurations.csv, runs.csv, comparisons.csv, selections.csv."""
+    rows = []
+    for c in n["configurations"]:
+        row = {"config_id": c["config_id"], "label": c["label"]}
+        row.update({f"{rs.objective}_{k}": v for k, v in c["objective"].items()})
+        row.update({f"{rs.test_metric}_{k}": v for k, v in c["test"].items()})
+        row.update(
+            {
+                "noise_floor": c["noise_floor"]["objective"],
+                "test_noise_floor": c["noise_floor"]["test"],
+                "black_swans": " ".join(str(s["seed"]) for s in c["black_swans"]),
+                "diverged": " ".join(map(str, c["diverged"])),
+                "pruned": " ".join(map(str, c["pruned"])),
+                "failed": " ".join(map(str, c["failed"])),
+            }
+        )
+        rows.append(row)
+    _csv(out / "configurations.csv", rows)
+    _csv(
+        out / "runs.csv",
+        [
+            {
+                "run_id": r.run_id,
+                "config_id": r.config_id,
+                "label": r.label,
+                "seed": r.seed,
+                "status": r.status,
+                "role": r.role,
+                rs.objective: r.metrics.get(rs.objective, math.nan),
+                rs.test_metric: r.metrics.get(rs.test_metric, math.nan),
+            }
+            for r in rs.runs
+        ],
+    )
+    _csv(out / "comparisons.csv", n["comparisons"])
+    _csv(out / "selections.csv", n["selections"])
+
+
+def _csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as f:
+        if not rows:
+            return
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _json_safe(x: Any) -> Any:
+    if isinstance(x, float):
+        return None if math.isnan(x) or math.isinf(x) else x
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    return x
