@@ -66,7 +66,8 @@ class JobInfo:
         extra = [
             o
             for o in configuration_overrides(self.overrides)
-            if o.split("=", 1)[0].lstrip("+~") not in (*groups, "paths.outputs")
+            if o.split("=", 1)[0].lstrip("+~")
+            not in (*groups, "paths.outputs", "experiment", "search")
         ]
         return " ".join(["/".join(parts), *sorted(extra)])
 

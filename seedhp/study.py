@@ -63,6 +63,7 @@ SAMPLERS = ("tpe", "random", "gp", "cmaes", "grid", "bruteforce", "qmc")
 PRUNERS = ("none", "median", "wilcoxon", "hyperband")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 OWNER = "seedhp.owner"  # trial user attribute: host:pid of the process running it
+PARENT_GRACE_SECONDS = 2.0  # wait for other processes' parent runs before choosing one
 
 
 @dataclass(frozen=True)
@@ -746,9 +747,7 @@ class _Heartbeat:
 
 
 def study_parent(tracker: Tracker, study: optuna.Study, s: StudySettings, job: Settings) -> str:
-    """One MLflow parent run per study, found again by every process and every resumption.
-    Processes that start together may each create one; all then keep the earliest created and
-    the others delete theirs."""
+    """One MLflow parent run per study, found again by every process and every resumption."""
     mine = f"tags.`seedhp.kind` = 'study' and tags.`seedhp.study` = '{s.name}'"
     found = _earliest(tracker.search(mine))
     if found is not None:
@@ -769,6 +768,9 @@ def study_parent(tracker: Tracker, study: optuna.Study, s: StudySettings, job: S
         },
         parent_id=job.tracking.parent_run_id,
     )
+    # Processes starting together may each have created one, and seen only their own: once
+    # every creation is visible all agree on the earliest (start time, then id).
+    time.sleep(PARENT_GRACE_SECONDS)
     winner = _earliest(tracker.search(mine)) or parent
     if winner != parent:  # another process created the study's parent at the same moment
         tracker.client.delete_run(parent)

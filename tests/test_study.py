@@ -71,6 +71,8 @@ def test_tuned_study_searches_the_seed_and_reuses_seed_runs(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     assert "6 of 6 trials finished" in result.stdout
     outputs = tmp_path / "outputs"
+    [report] = outputs.glob("multirun/*/report/report.html")  # a study ends with its report
+    assert "Report:" in result.stdout and "seed-tuned" in report.read_text()
     res = results_of(outputs)
     study = study_of(outputs, res["study_name"])
     trials = study.get_trials(states=(TrialState.COMPLETE,))
