@@ -17,6 +17,7 @@ import torch
 
 from seedhp.data import AUGMENTS
 from seedhp.errors import ConfigError
+from seedhp.pack import KERNELS
 from seedhp.seeds import STREAMS
 from seedhp.train import FINAL_METRICS, SCHEDULES, Schedule, TrainSettings
 
@@ -34,6 +35,8 @@ _RUNTIME_KEYS = (
     "train.device",
     "train.eval_batch_size",
     "train.deterministic",
+    "train.kernels",
+    "train.compile",
     "data.root",
     "data.download",
     "data.source.root",
@@ -104,6 +107,12 @@ def parse(cfg: Mapping[str, Any]) -> Settings:
             "train.objective", objective, f"not a metric; metrics: {', '.join(FINAL_METRICS)}"
         )
     smoothing = _number(train_cfg, "train.label_smoothing", 0.0, 1.0, hi_open=True)
+    kernels = train_cfg.get("kernels", "auto")
+    if kernels not in ("auto", *KERNELS):
+        raise ConfigError("train.kernels", kernels, "allowed: auto, exact, fast")
+    precision = train_cfg.get("precision", "fp32")
+    if precision not in ("fp32", "bf16"):
+        raise ConfigError("train.precision", precision, "allowed: fp32, bf16")
     clip = train_cfg.get("grad_clip")
     if clip is not None:
         clip = _number(train_cfg, "train.grad_clip", 0.0, None, lo_open=True)
@@ -139,6 +148,9 @@ def parse(cfg: Mapping[str, Any]) -> Settings:
         augment=str(augment),
         crop_padding=padding,
         eval_batch_size=_int(train_cfg, "train.eval_batch_size", minimum=1),
+        kernels=str(kernels),
+        precision=str(precision),
+        compile=bool(train_cfg.get("compile", False)),
     )
     return Settings(
         seed=seed,

@@ -8,6 +8,7 @@ seed's gradient is exactly that of its own loss, and nothing it computes depends
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -71,6 +72,9 @@ class TrainSettings:
     augment: str = "none"
     crop_padding: int = 0
     eval_batch_size: int = 1024
+    kernels: str = "auto"  # exact | fast | auto (exact on CPU, fast on CUDA): see seedhp.pack
+    precision: str = "fp32"  # fp32 | bf16 (autocast on the device)
+    compile: bool = False  # torch.compile the packed model (dynamo reuses it across packs)
 
 
 @dataclass
@@ -103,7 +107,16 @@ def train(
     start = time.perf_counter()
     K, B = len(seeds), settings.batch_size
     models = [build_seeded(model_factory, data.shape, data.num_classes, s.init) for s in seeds]
-    model = Pack(models).to(device)
+    kernels = (
+        settings.kernels
+        if settings.kernels != "auto"
+        else ("fast" if device.type == "cuda" else "exact")
+    )
+    model = Pack(models, kernels).to(device)
+    forward = torch.compile(model) if settings.compile else model
+    autocast = functools.partial(
+        torch.autocast, device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16"
+    )
     model.set_dropout_generators([_generator(s.dropout, device) for s in seeds])
     order = [torch.Generator().manual_seed(s.data) for s in seeds]
     augment_generators = [_generator(s.augment, device) for s in seeds]
@@ -129,7 +142,9 @@ def train(
             idx = perm[i * B : (i + 1) * B]  # (B, K)
             x = data.normalize(data.train.x[idx])  # (B, K, *shape)
             x = augment(x, settings.augment, settings.crop_padding, augment_generators)
-            losses = per_seed_loss(model(x), data.train.y[idx], settings.label_smoothing)  # (K,)
+            with autocast():
+                logits = forward(x)  # (B, K, classes)
+            losses = per_seed_loss(logits.float(), data.train.y[idx], settings.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             losses.sum().backward()  # seeds share no parameter: seed k's grad is its own loss's
             if settings.grad_clip is not None:
@@ -138,7 +153,10 @@ def train(
             scheduler.step()
             alive &= torch.isfinite(losses)  # stays on the device until the epoch ends
             loss_sum += losses.detach()
-        val_loss, val_acc, _ = evaluate(model, data, data.val, settings.eval_batch_size)
+        with autocast():
+            val_loss, val_acc, _ = evaluate(
+                forward, model.K, data, data.val, settings.eval_batch_size
+            )
         alive &= torch.isfinite(val_loss)
 
         # one host sync per epoch
@@ -161,7 +179,10 @@ def train(
         if not any(alive_now):
             break
 
-    test_loss, test_acc, predictions = evaluate(model, data, data.test, settings.eval_batch_size)
+    with autocast():
+        test_loss, test_acc, predictions = evaluate(
+            forward, model.K, data, data.test, settings.eval_batch_size
+        )
     seconds = time.perf_counter() - start
     results = []
     for k, s in enumerate(seeds):
@@ -203,11 +224,10 @@ def per_seed_loss(logits: Tensor, y: Tensor, label_smoothing: float = 0.0) -> Te
 
 @torch.no_grad()
 def evaluate(
-    model: Pack, data: Splits, part: Part, batch_size: int
+    model: Callable[[Tensor], Tensor], K: int, data: Splits, part: Part, batch_size: int
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Every seed on the same examples: mean loss (K,), accuracy (K,), predictions (N, K)."""
-    model.eval()
-    K = model.K
+    model.eval()  # type: ignore[attr-defined]
     loss_sum = torch.zeros(K, device=part.x.device)
     correct = torch.zeros(K, device=part.x.device)
     predictions = []
@@ -215,7 +235,7 @@ def evaluate(
         x = data.normalize(part.x[start : start + batch_size])
         y = part.y[start : start + batch_size]
         b = x.shape[0]
-        logits = model(x.unsqueeze(1).expand(b, K, *x.shape[1:]))  # (b, K, C)
+        logits = model(x.unsqueeze(1).expand(b, K, *x.shape[1:])).float()  # (b, K, C)
         ce = F.cross_entropy(logits.reshape(b * K, -1), y.repeat_interleave(K), reduction="none")
         loss_sum += ce.view(b, K).t().contiguous().sum(1)
         pred = logits.argmax(-1)  # (b, K)
