@@ -122,50 +122,112 @@ def check(cfg: DictConfig) -> tuple[Settings, Splits]:
 
 
 def run(cfg: DictConfig) -> float:
-    """Train one seed-run, record it in MLflow, return the objective."""
-    settings, data = check(cfg)
-    info = job_info()
-    device = resolve_device(settings.device)
-    streams = derive_seeds(settings.seed, settings.pinned)
-    _reset_global_state(streams, settings.deterministic)
-    tracker = Tracker(settings.tracking.uri, settings.tracking.experiment)
-    run_id, params = _start_run(tracker, cfg, settings, streams, info, data)
-    record = _RunLog(tracker, run_id, params, settings.objective, verbose=not info.multirun)
+    """Train one seed-run, record it in MLflow, return the objective (Hydra's task function)."""
+    [value] = run_pack([cfg], [job_info()])
+    if isinstance(value, BaseException):
+        raise value
+    return value
+
+
+class PackFailed(RuntimeError):
+    """A pack of K > 1 seeds stopped with an error; its runs are deleted, to be trained again
+    in smaller packs, so that the error lands on the seeds that cause it and no others."""
+
+
+class PackOutOfMemory(PackFailed):
+    """The pack did not fit the device: train its seeds in smaller packs (its runs are gone)."""
+
+
+def run_pack(cfgs: Sequence[DictConfig], infos: Sequence[JobInfo]) -> list[float | BaseException]:
+    """Train the seed-runs of one configuration as one pack, one MLflow run each; a plain run is
+    a pack of one. Returns each seed's objective, or the error that stopped the pack.
+
+    cfgs differ only in `seed` (and seedhp's bookkeeping); every config is checked first.
+    """
+    checked = [check(cfg) for cfg in cfgs]
+    settings = [c[0] for c in checked]
+    first, data = settings[0], checked[0][1]
+    if len({s.config_id for s in settings}) != 1:
+        raise ValueError("a pack holds one configuration: its jobs may differ only in seed")
+    device = resolve_device(first.device)
+    streams = [derive_seeds(s.seed, s.pinned) for s in settings]
+    _reset_global_state(streams[0], first.deterministic)
+    tracker = Tracker(first.tracking.uri, first.tracking.experiment)
+    records = []
+    for cfg, s, st, info in zip(cfgs, settings, streams, infos, strict=True):
+        run_id, params = _start_run(tracker, cfg, s, st, info, data, len(cfgs))
+        records.append(
+            _RunLog(
+                tracker,
+                run_id,
+                params,
+                s.objective,
+                verbose=not info.multirun,
+                prunable=len(cfgs) == 1,
+            )
+        )
+
+    def on_epoch(epoch: int, epochs: int, per_seed: list[dict[str, float] | None]) -> None:
+        for record, values in zip(records, per_seed, strict=True):
+            record(epoch, epochs, [values])
+
     try:
-        [result] = train(
-            _instantiate(cfg.model),
-            _instantiate(cfg.optimizer),
+        results = train(
+            _instantiate(cfgs[0].model),
+            _instantiate(cfgs[0].optimizer),
             data.to(device),
-            [streams],
-            settings.train,
+            streams,
+            first.train,
             device,
-            on_epoch=record,
-            keep_predictions=settings.tracking.save_predictions,
+            on_epoch=on_epoch,
+            keep_predictions=first.tracking.save_predictions,
         )
     except Pruned:  # the Optuna trial's pruner stopped it: a short run, not a failure
+        [record] = records
         record.send(tags={"seedhp.status": "pruned"})
-        tracker.end_run(run_id, "KILLED")
-        log.debug("seed %d pruned after epoch %d", settings.seed, record.epochs)
-        return record.last_objective
+        tracker.end_run(record.run_id, "KILLED")
+        log.debug("seed %d pruned after epoch %d", first.seed, record.epochs)
+        return [record.last_objective]
     except BaseException as err:
-        record.send(
-            tags={"seedhp.status": "failed", "seedhp.error": f"{type(err).__name__}: {err}"}
+        if len(cfgs) > 1 and isinstance(err, Exception):
+            for record in records:
+                tracker.client.delete_run(record.run_id)
+            if _out_of_memory(err):
+                raise PackOutOfMemory(f"{len(cfgs)} seeds did not fit: {err}") from err
+            raise PackFailed(f"a pack of {len(cfgs)} seeds failed: {err}") from err
+        for record in records:
+            record.send(
+                tags={"seedhp.status": "failed", "seedhp.error": f"{type(err).__name__}: {err}"}
+            )
+            tracker.end_run(
+                record.run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
+            )
+        if not isinstance(err, Exception):
+            raise
+        return [err] * len(cfgs)
+    values: list[float | BaseException] = []
+    for record, result, s, info in zip(records, results, settings, infos, strict=True):
+        _finish_run(tracker, record.run_id, result, record, data)
+        value = objective_value(result.final, s.objective)
+        (log.debug if info.multirun else log.info)(
+            "seed %d %s: %s %.4f, test_acc %.4f (%.2f s) -> MLflow run %s",
+            s.seed,
+            result.status,
+            s.objective,
+            value,
+            result.final["test_acc"],
+            result.final["train_seconds"],
+            record.run_id,
         )
-        tracker.end_run(run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
-        raise
-    _finish_run(tracker, run_id, result, record, data)
-    value = objective_value(result.final, settings.objective)
-    (log.debug if info.multirun else log.info)(
-        "seed %d %s: %s %.4f, test_acc %.4f (%.2f s) -> MLflow run %s",
-        settings.seed,
-        result.status,
-        settings.objective,
-        value,
-        result.final["test_acc"],
-        result.final["train_seconds"],
-        run_id,
+        values.append(value)
+    return values
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the CPU allocator's "can't allocate memory"."""
+    return isinstance(err, torch.cuda.OutOfMemoryError) or (
+        isinstance(err, RuntimeError) and "can't allocate memory" in str(err)
     )
-    return value
 
 
 # ----------------------------------------------------------------------------------------------
@@ -230,6 +292,7 @@ def _start_run(
     streams: SeedStreams,
     info: JobInfo,
     data: Splits,
+    pack_size: int,
 ) -> tuple[str, dict[str, str]]:
     """Create the run with its identifying tags and the config artifact; returns the run id and
     the params still to send (they go with the run's first batch of metrics)."""
@@ -251,6 +314,7 @@ def _start_run(
         "seedhp.status": "running",
         "seedhp.label": settings.tracking.label or info.label,
         "seedhp.job_dir": info.output_dir,
+        "seedhp.pack_size": str(pack_size),  # seeds trained together with this one
         # what re-creates this configuration on another seed (seedhp reseed)
         "seedhp.overrides": json.dumps(configuration_overrides(info.overrides)),
         **{
@@ -276,9 +340,15 @@ class _RunLog:
     the end, or every FLUSH_SECONDS for a long run (then its curves show while it trains)."""
 
     def __init__(
-        self, tracker: Tracker, run_id: str, params: dict[str, str], objective: str, verbose: bool
+        self,
+        tracker: Tracker,
+        run_id: str,
+        params: dict[str, str],
+        objective: str,
+        verbose: bool,
+        prunable: bool = True,
     ) -> None:
-        self.tracker, self.run_id, self.verbose = tracker, run_id, verbose
+        self.tracker, self.run_id, self.verbose, self.prunable = tracker, run_id, verbose, prunable
         self.params: dict[str, str] | None = params
         self.objective, self.last_objective, self.epochs = objective, math.nan, 0
         self.buffer: list[Any] = []
@@ -305,7 +375,7 @@ class _RunLog:
         if time.monotonic() - self.last_flush > FLUSH_SECONDS:
             self.send()
         self.epochs = epoch
-        if self.objective in values:  # per-epoch objectives can be pruned on (tuned studies)
+        if self.prunable and self.objective in values:  # per epoch: one-seed trials prune
             self.last_objective = values[self.objective]
             report_epoch(epoch, values[self.objective])
 

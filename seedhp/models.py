@@ -125,6 +125,85 @@ class ResNet9(nn.Sequential):
         )
 
 
+class AirBench(nn.Sequential):
+    """A CIFAR-10 network of the airbench94 class (Keller Jordan, "94% on CIFAR-10 in 3.29 seconds
+    on a single GPU", 2024), written here from the paper's description:
+
+    a frozen 2x2 patch-whitening convolution (its filters are the eigenvectors of the training
+    images' 2x2-patch covariance, scaled by 1/sqrt(eigenvalue), and their negatives; set by
+    `init_from_data`, identical for every seed), GELU, then three groups of
+    [conv3x3 -> maxpool2 -> BN -> GELU -> conv3x3 -> BN -> GELU] of widths 64/256/256, a global
+    max-pool and a bias-free linear head scaled by 1/9. Convolutions start as identity on their
+    first input-width filters (dirac init); batch norms have a frozen unit scale, a trained bias,
+    eps 1e-12 and momentum 0.4 (airbench's 0.6 in its own convention).
+
+    Left out (the training recipe, not the network): lookahead averaging, test-time flip/translate
+    augmentation, alternating-flip augmentation, training the whitening bias for 3 epochs. The
+    preset `experiment=airbench` gives the rest of the recipe (batch 1024, Nesterov SGD with
+    BN biases at 64x the learning rate, label smoothing 0.2, crop(pad 2)+flip, 10 epochs).
+    """
+
+    def __init__(
+        self, shape: Sequence[int], num_classes: int, widths: Sequence[int] = (64, 256, 256)
+    ) -> None:
+        c, h, w = _require_image(shape, "airbench")
+        # floor pooling on 32x32 as the original (31 -> 15 -> 7 -> 3); ceil on small images
+        small = min(h, w) - 1 < 2 ** len(widths)
+        whiten = nn.Conv2d(c, 2 * c * 4, kernel_size=2, padding=0, bias=True)
+        whiten.weight.requires_grad_(False)
+        whiten.bias.requires_grad_(False)  # type: ignore[union-attr]
+        nn.init.zeros_(whiten.bias)  # type: ignore[arg-type]
+        layers: list[nn.Module] = [whiten, nn.GELU()]
+        c = 2 * c * 4
+        for width in widths:
+            layers += [
+                _dirac_conv(c, int(width)),
+                nn.MaxPool2d(2, ceil_mode=small),
+                _frozen_scale_bn(int(width)),
+                nn.GELU(),
+                _dirac_conv(int(width), int(width)),
+                _frozen_scale_bn(int(width)),
+                nn.GELU(),
+            ]
+            c = int(width)
+        layers += [
+            nn.AdaptiveMaxPool2d(1),
+            nn.Flatten(),
+            nn.Linear(c, num_classes, bias=False),
+            Scale(1 / 9),
+        ]
+        super().__init__(*layers)
+
+    def init_from_data(self, images: Tensor, eps: float = 5e-4) -> dict[str, Tensor]:
+        """Set the whitening filters from normalised training images (N, C, H, W); returns the
+        state_dict entries it set, to copy into the pack-mates (they do not depend on the seed)."""
+        whiten = self[0]
+        assert isinstance(whiten, nn.Conv2d)
+        c = images.shape[1]
+        patches = images.double().unfold(2, 2, 1).unfold(3, 2, 1)  # (N, C, H-1, W-1, 2, 2)
+        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * 4)
+        patches = patches - patches.mean(0)
+        cov = patches.T @ patches / len(patches)
+        eigenvalues, eigenvectors = torch.linalg.eigh(cov)
+        filters = (eigenvectors.T / (eigenvalues + eps).sqrt()[:, None]).reshape(c * 4, c, 2, 2)
+        with torch.no_grad():
+            whiten.weight.copy_(torch.cat([filters, -filters]).to(whiten.weight.dtype))
+        return {"0.weight": whiten.weight.detach().clone()}
+
+
+def _dirac_conv(c_in: int, c_out: int) -> nn.Conv2d:
+    conv = nn.Conv2d(c_in, c_out, 3, padding="same", bias=False)
+    with torch.no_grad():
+        nn.init.dirac_(conv.weight[: min(c_in, c_out)])
+    return conv
+
+
+def _frozen_scale_bn(width: int) -> nn.BatchNorm2d:
+    bn = nn.BatchNorm2d(width, eps=1e-12, momentum=0.4)
+    bn.weight.requires_grad_(False)
+    return bn
+
+
 def resnet18(shape: Sequence[int], num_classes: int) -> nn.Module:
     """torchvision's ResNet-18 with a small-image stem: a 3x3 stride-1 first conv and no max-pool
     (the usual CIFAR adaptation), so 8x8 and 32x32 inputs keep their resolution."""

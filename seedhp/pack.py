@@ -56,14 +56,64 @@ _STATELESS_OK = (
 )
 
 
+def _bmm(a: Tensor, b: Tensor) -> Tensor:
+    """torch.bmm whose result for seed k does not depend on k's position or on K (CPU).
+
+    MKL computes a batch element differently depending on where its block sits in memory: for
+    (65, 64) @ (64, 10), elements at odd positions, whose 2,600-byte blocks start off a 64-byte
+    boundary, came out different in the last bits from the same product computed alone. Here
+    every operand and result gets its own 64-byte-aligned block per seed (measured invariant
+    for every position and K tried). On CUDA, plain bmm: cuBLAS promises no such thing anyway.
+    """
+    if a.is_cuda:
+        return torch.bmm(a, b)
+    return _AlignedBmm.apply(a, b)
+
+
+class _AlignedBmm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, a: Tensor, b: Tensor) -> Tensor:
+        ctx.save_for_backward(a, b)
+        return _aligned_bmm(a, b)
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        a, b = ctx.saved_tensors
+        ga = _aligned_bmm(g, b.transpose(1, 2)) if ctx.needs_input_grad[0] else None
+        gb = _aligned_bmm(a.transpose(1, 2), g) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+def _aligned_bmm(a: Tensor, b: Tensor) -> Tensor:
+    K, m, _ = a.shape
+    out = _aligned((K, m, b.shape[2]), a)
+    torch.bmm(_aligned(a.shape, a).copy_(a), _aligned(b.shape, b).copy_(b), out=out)
+    return out
+
+
+def _aligned(shape: Sequence[int], like: Tensor) -> Tensor:
+    """An uninitialised (K, m, n) tensor whose every (m, n) block starts on a 64-byte
+    boundary (the batch stride rounded up to whole 64-byte lines)."""
+    K, m, n = shape
+    per_line = 64 // like.element_size()
+    stride = -(-m * n // per_line) * per_line
+    buf = torch.empty(K * stride + per_line, dtype=like.dtype, device=like.device)
+    offset = (-(buf.data_ptr() // like.element_size())) % per_line
+    return buf[offset : offset + K * stride].as_strided((K, m, n), (stride, n, 1))
+
+
 def _stack(tensors: Sequence[Tensor | None]) -> Tensor | None:
     if tensors[0] is None:
         return None
     return torch.stack([t.detach() for t in tensors])  # type: ignore[union-attr]
 
 
-def _param(t: Tensor | None) -> nn.Parameter | None:
-    return None if t is None else nn.Parameter(t)
+def _param(tensors: Sequence[Tensor | None]) -> nn.Parameter | None:
+    """K tensors stacked as one parameter, frozen if the first is (airbench's whitening)."""
+    first, stacked = tensors[0], _stack(tensors)
+    if first is None or stacked is None:
+        return None
+    return nn.Parameter(stacked, requires_grad=first.requires_grad)
 
 
 class PackedLinear(nn.Module):
@@ -72,8 +122,8 @@ class PackedLinear(nn.Module):
     def __init__(self, layers: Sequence[nn.Linear]) -> None:
         super().__init__()
         self.K = len(layers)
-        self.weight = nn.Parameter(_stack([m.weight for m in layers]))  # type: ignore[arg-type]
-        self.bias = _param(_stack([m.bias for m in layers]))
+        self.weight: nn.Parameter = _param([m.weight for m in layers])  # type: ignore[assignment]
+        self.bias = _param([m.bias for m in layers])
 
     def forward(self, x: Tensor) -> Tensor:
         B = x.shape[0]
@@ -85,7 +135,7 @@ class PackedLinear(nn.Module):
             # whose strides, and so whose summation order, change with K.
             xk = torch.cat([xk, xk.new_ones(self.K, B, 1)], 2)
             wt = torch.cat([wt, self.bias[:, None, :]], 1)
-        return torch.bmm(xk, wt).transpose(0, 1).reshape(B, -1)
+        return _bmm(xk, wt).transpose(0, 1).reshape(B, -1)
 
 
 class PackedConv2d(nn.Module):
@@ -105,8 +155,8 @@ class PackedConv2d(nn.Module):
         self.stride: Any = first.stride
         self.padding: Any = first.padding  # a tuple, or "same" / "valid"
         self.dilation: Any = first.dilation
-        self.weight = nn.Parameter(_stack([m.weight for m in layers]))  # type: ignore[arg-type]
-        self.bias = _param(_stack([m.bias for m in layers]))
+        self.weight: nn.Parameter = _param([m.weight for m in layers])  # type: ignore[assignment]
+        self.bias = _param([m.bias for m in layers])
 
     def _conv(self, x: Tensor, weight: Tensor, bias: Tensor | None, groups: int) -> Tensor:
         return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, groups)
@@ -140,8 +190,8 @@ class PackedBatchNorm(nn.Module):
         first = layers[0]
         self.K, self.eps, self.momentum = len(layers), first.eps, first.momentum
         self.track_running_stats = first.track_running_stats
-        self.weight = _param(_stack([m.weight for m in layers]))
-        self.bias = _param(_stack([m.bias for m in layers]))
+        self.weight = _param([m.weight for m in layers])
+        self.bias = _param([m.bias for m in layers])
         self.register_buffer("running_mean", _stack([m.running_mean for m in layers]))
         self.register_buffer("running_var", _stack([m.running_var for m in layers]))
         self.register_buffer(
@@ -271,7 +321,7 @@ def clip_grad_norm_per_seed(pack: Pack, max_norm: float) -> Tensor:
         # one dot product per seed as a batched matmul: a (K, n) row reduction sums in an order
         # that changes with K, a bmm's per-seed product does not (measured on CPU)
         flat = g.reshape(pack.K, 1, -1)
-        squares = squares + torch.bmm(flat, flat.transpose(1, 2)).view(pack.K)
+        squares = squares + _bmm(flat, flat.transpose(1, 2)).view(pack.K)
     norms = squares.sqrt()  # (K,)
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     for g in grads:

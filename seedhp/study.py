@@ -352,6 +352,16 @@ def optuna_sweep(
         _count(ctx, FINISHED),
         settings.n_trials,
     )
+    if (
+        settings.strategy == "averaged"
+        and settings.pruner != "none"
+        and hasattr(launcher, "packer")
+    ):
+        log.info(
+            "%s pruner with hydra/launcher=packed: a trial's seeds train as one pack, so pruning "
+            "marks a trial but saves no seed-runs; hydra/launcher=seedhp trains them one by one",
+            settings.pruner,
+        )
     status, last = "FAILED", False
     try:
         while (trial := _next_trial(ctx)) is not None:

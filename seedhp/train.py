@@ -107,6 +107,7 @@ def train(
     start = time.perf_counter()
     K, B = len(seeds), settings.batch_size
     models = [build_seeded(model_factory, data.shape, data.num_classes, s.init) for s in seeds]
+    init_from_data(models, data)
     kernels = (
         settings.kernels
         if settings.kernels != "auto"
@@ -208,6 +209,17 @@ def train(
             )
         )
     return results
+
+
+def init_from_data(models: Sequence[torch.nn.Module], data: Splits, n: int = 5000) -> None:
+    """Data-dependent initialisation (airbench's whitening filters): computed once from the first
+    n training images, which no seed chooses, and copied into every seed's model."""
+    init = getattr(models[0], "init_from_data", None)
+    if init is None:
+        return
+    state = init(data.normalize(data.train.x[:n]))
+    for m in models[1:]:
+        m.load_state_dict(state, strict=False)
 
 
 def per_seed_loss(logits: Tensor, y: Tensor, label_smoothing: float = 0.0) -> Tensor:

@@ -12,7 +12,7 @@ from seedhp.job import check, run
 from tests.conftest import all_runs, compose_config
 from tests.datafiles import write_cifar10, write_mnist
 
-MODELS = ["mlp", "cnn", "resnet9", "resnet18"]
+MODELS = ["mlp", "cnn", "resnet9", "resnet18", "airbench"]
 DATA = ["digits", "mnist", "fashion_mnist", "cifar10", "synthetic"]
 
 
@@ -34,7 +34,11 @@ def one_step(model: str, data: str, root: Path, outputs: Path) -> list[str]:
         "synthetic": ["data.source.n_train=200", "data.source.n_test=20"],
         "cifar10": ["data.source.verify=false"],
     }.get(data, [])
-    width = {"resnet9": ["model.width=8"], "cnn": ["model.widths=[8,16]"]}.get(model, [])
+    width = {
+        "resnet9": ["model.width=8"],
+        "cnn": ["model.widths=[8,16]"],
+        "airbench": ["model.widths=[8,16,16]"],
+    }.get(model, [])
     return [
         f"model={model}",
         f"data={data}",

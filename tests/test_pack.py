@@ -9,10 +9,11 @@ from scipy import stats as sps
 from torch import nn
 
 from seedhp.data import load_synthetic, split
-from seedhp.models import CNN, MLP, ResNet9, build_seeded, resnet18
+from seedhp.models import CNN, MLP, AirBench, ResNet9, build_seeded, resnet18
+from seedhp.optim import sgd_scaled_vectors
 from seedhp.pack import Pack
 from seedhp.seeds import derive_seeds
-from seedhp.train import Schedule, TrainSettings, train
+from seedhp.train import Schedule, TrainSettings, init_from_data, per_seed_loss, train
 
 CPU = torch.device("cpu")
 
@@ -24,6 +25,7 @@ CPU = torch.device("cpu")
         functools.partial(CNN, widths=[4, 8]),
         functools.partial(ResNet9, width=4),
         resnet18,
+        functools.partial(AirBench, widths=[4, 8, 8]),
     ],
 )
 def test_each_seeds_slice_is_its_own_model(factory) -> None:  # type: ignore[no-untyped-def]
@@ -56,6 +58,7 @@ def test_unknown_stateful_layer_is_refused() -> None:
         functools.partial(MLP, hidden=[32], dropout=0.2),
         functools.partial(CNN, widths=[8, 16], dropout=0.1),
         functools.partial(ResNet9, width=4),
+        functools.partial(AirBench, widths=[4, 8, 8]),
     ],
 )
 def test_a_seeds_run_is_bit_identical_whatever_its_pack(model) -> None:  # type: ignore[no-untyped-def]
@@ -108,3 +111,45 @@ def test_fast_kernels_agree_with_exact_runs_to_rounding_and_in_distribution() ->
     va = [r.final["val_acc"] for r in alone]
     vp = [r.final["val_acc"] for r in packed]
     assert sps.ks_2samp(va, vp).pvalue > 0.05 and sps.mannwhitneyu(va, vp).pvalue > 0.05
+
+
+def test_airbench_whitens_once_for_all_seeds_and_keeps_frozen_parts_frozen() -> None:
+    data = split(load_synthetic([3, 8, 8], 4, 300, 60), 0.2, 0)
+    seeds = [derive_seeds(s) for s in range(3)]
+    models = [build_seeded(AirBench, (3, 8, 8), 4, s.init) for s in seeds]
+    init_from_data(models, data)
+    pack = Pack(models)
+    opt = sgd_scaled_vectors(pack.parameters(), lr=0.05, weight_decay=1e-3)
+    x, y = data.normalize(data.train.x[:32]), data.train.y[:32]
+    for _ in range(3):
+        opt.zero_grad()
+        per_seed_loss(
+            pack(x[:, None].expand(-1, 3, -1, -1, -1)), y[:, None].expand(-1, 3)
+        ).sum().backward()
+        opt.step()
+    whiten, bn = pack.net[0], pack.net[4]
+    # the whitening filters, set from the data, are the same for every seed and never trained
+    reference = AirBench((3, 8, 8), 4)
+    reference.init_from_data(data.normalize(data.train.x[:5000]))
+    for k in range(3):
+        assert torch.equal(whiten.weight[k], reference[0].weight)
+        assert torch.equal(bn.weight[k], torch.ones(64))  # frozen unit scale
+    assert not whiten.weight.requires_grad and not bn.weight.requires_grad
+    assert not torch.equal(bn.bias, torch.zeros_like(bn.bias))  # the biases did train
+    # whitened 2x2 patches have (close to) identity covariance
+    patches = data.normalize(data.train.x).double().unfold(2, 2, 1).unfold(3, 2, 1)
+    patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, 12)
+    filters = reference[0].weight.double().reshape(24, 12)[:12]
+    white = (patches - patches.mean(0)) @ filters.T
+    cov = white.T @ white / len(white)
+    torch.testing.assert_close(cov, torch.eye(12, dtype=torch.float64), atol=0.05, rtol=0.0)
+
+
+def test_sgd_scaled_vectors_gives_batch_norm_biases_their_own_rate() -> None:
+    pack = Pack([AirBench((3, 8, 8), 4, widths=[4, 8, 8]) for _ in range(2)])
+    opt = sgd_scaled_vectors(pack.parameters(), lr=0.1, weight_decay=0.01, vector_lr_scale=64)
+    weights, vectors = opt.param_groups
+    assert weights["lr"] == 0.1 and vectors["lr"] == pytest.approx(6.4)
+    assert vectors["lr"] * vectors["weight_decay"] == pytest.approx(0.1 * 0.01)
+    assert all(p.ndim == 2 for p in vectors["params"])  # (K, channels): the BN biases
+    assert len(vectors["params"]) == 6 and all(p.requires_grad for p in weights["params"])

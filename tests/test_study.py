@@ -111,6 +111,7 @@ def test_averaged_study_prunes_a_planted_bad_configuration(tmp_path: Path) -> No
             "hydra/sweeper/sampler=grid",
             "hydra.sweeper.sampler.seed=1",
             "hydra/sweeper/pruner=wilcoxon",
+            "hydra/launcher=seedhp",  # seed by seed: the packed launcher trains all 8 at once
             "hydra.sweeper.seed_strategy=averaged",
             "hydra.sweeper.seed_pool=12",
             "hydra.sweeper.seeds_per_trial=8",

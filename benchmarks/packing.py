@@ -1,0 +1,234 @@
+"""Seed-runs per hour: seeds trained in packs of K vs one at a time (the K = 1 loop), in one
+process, on the same data and settings, through seedhp.train.train (the trainer every job uses).
+
+    python benchmarks/packing.py --model mlp --out benchmarks/results/packing_cpu_mlp.json
+    python benchmarks/packing.py --model cnn --kernels fast --pack 8 ...
+    # GPU (CIFAR-10's shape, synthetic data, 10 epochs):
+    python benchmarks/packing.py --data synthetic --shape 3 32 32 --n-train 50000 \\
+        --model resnet9 --epochs 10 --batch-size 512 --precision bf16 --pack auto --device cuda ...
+
+Training only: no Hydra, no MLflow (benchmarks/sweep_overhead.py measures those). The K = 1 loop
+trains `--alone` seeds, the packed run `--seeds` seeds (in packs of `--pack`); each is timed
+after a warm-up pack of its own size (first-call costs: allocator, cuDNN autotuning, compile).
+Achieved TFLOP/s counts one training step's FLOPs with torch.utils.flop_counter (forward and
+backward, K = 1) times the steps, plus the evaluation forwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seedhp import models
+from seedhp.data import Splits, load_digits, load_synthetic, split, steps_per_epoch
+from seedhp.optim import sgd_scaled_vectors
+from seedhp.pack import Pack
+from seedhp.seeds import derive_seeds
+from seedhp.train import Schedule, TrainSettings, init_from_data, per_seed_loss, train
+
+BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, SXM data sheets
+
+MODELS: dict[str, Any] = {
+    "mlp": functools.partial(models.MLP, hidden=[128]),
+    "cnn": functools.partial(models.CNN, widths=[32, 64]),
+    "resnet9": functools.partial(models.ResNet9, width=64),
+    "airbench": functools.partial(models.AirBench, widths=[64, 256, 256]),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="mlp")
+    parser.add_argument("--data", choices=["digits", "synthetic"], default="digits")
+    parser.add_argument("--shape", type=int, nargs="+", default=[3, 32, 32])
+    parser.add_argument("--n-train", type=int, default=50000)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--pack", default="32", help="an int, or auto (largest that fits)")
+    parser.add_argument("--seeds", type=int, default=64, help="seeds trained packed")
+    parser.add_argument("--alone", type=int, default=8, help="seeds trained one at a time")
+    parser.add_argument("--kernels", default="auto")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    data = _data(args).to(device)
+    factory = MODELS[args.model]
+    if args.model == "airbench":  # airbench's recipe (conf/experiment/airbench.yaml)
+        optimizer = functools.partial(
+            sgd_scaled_vectors, lr=1.5, momentum=0.85, weight_decay=0.00133
+        )
+        schedule, smoothing = Schedule("onecycle", 0.23), 0.2
+    else:
+        optimizer = functools.partial(
+            torch.optim.SGD, lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4
+        )
+        schedule, smoothing = Schedule("cosine"), 0.0
+    image = len(data.shape) == 3 and args.data == "synthetic"
+    settings = TrainSettings(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        schedule=schedule,
+        label_smoothing=smoothing,
+        augment="crop_flip" if image else "none",
+        crop_padding=2 if image else 0,
+        kernels=args.kernels,
+        precision=args.precision,
+        compile=args.compile,
+    )
+    pack = _pack_size(args.pack, factory, data, optimizer, settings, device)
+
+    def seed_runs_per_hour(n: int, k: int) -> tuple[float, list[float]]:
+        train(
+            factory,
+            optimizer,
+            data,
+            [derive_seeds(10_000 + i) for i in range(k)],
+            settings,
+            device,
+        )
+        _sync(device)
+        tic, scores = time.perf_counter(), []
+        for start in range(0, n, k):
+            seeds = [derive_seeds(s) for s in range(start, min(n, start + k))]
+            scores += [
+                r.final["val_acc"]
+                for r in train(factory, optimizer, data, seeds, settings, device)
+            ]
+        _sync(device)
+        return n / (time.perf_counter() - tic) * 3600, scores
+
+    alone_rate, alone_scores = seed_runs_per_hour(args.alone, 1) if args.alone else (math.nan, [])
+    packed_rate, packed_scores = seed_runs_per_hour(args.seeds, pack)
+    flops = _flops_per_seed_run(factory, data, settings, device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None)
+    achieved = packed_rate / 3600 * flops / 1e12
+    result = {
+        "benchmark": "packing",
+        "command": "python " + " ".join(__import__("sys").argv),
+        "model": args.model,
+        "data": args.data if args.data == "digits" else f"synthetic {args.n_train}x{args.shape}",
+        "train_examples": len(data.train),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "kernels": args.kernels,
+        "precision": args.precision,
+        "compile": args.compile,
+        "pack_size": pack,
+        "seed_runs_alone": args.alone,
+        "seed_runs_packed": args.seeds,
+        "seed_runs_per_hour_alone": round(alone_rate, 1),
+        "seed_runs_per_hour_packed": round(packed_rate, 1),
+        "speedup": round(packed_rate / alone_rate, 2) if args.alone else None,
+        "val_acc_mean_alone": _mean(alone_scores),
+        "val_acc_mean_packed": _mean(packed_scores),
+        "gflop_per_seed_run": round(flops / 1e9, 2),
+        "achieved_tflops": round(achieved, 3),
+        "bf16_peak_tflops": peak,
+        "fraction_of_bf16_peak": round(achieved / peak, 4) if peak else None,
+        "device": name,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+def _data(args: argparse.Namespace) -> Splits:
+    if args.data == "digits":
+        return split(load_digits(), 0.2, 0)
+    source = load_synthetic(args.shape, 10, args.n_train, 10_000)
+    return split(source, 0.02, 0)
+
+
+def _pack_size(
+    pack: str,
+    factory: Any,
+    data: Splits,
+    optimizer: Any,
+    settings: TrainSettings,
+    device: torch.device,
+) -> int:
+    """An int, or auto: halve from 256 until one epoch's worth of memory fits (GPU only)."""
+    if pack != "auto":
+        return int(pack)
+    if device.type != "cuda":
+        return 32
+    k = 256
+    while k > 1:
+        try:
+            _one_step(factory, data, optimizer, settings, device, k)
+            return k
+        except torch.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            k //= 2
+    return 1
+
+
+def _one_step(
+    factory: Any,
+    data: Splits,
+    optimizer: Any,
+    settings: TrainSettings,
+    device: torch.device,
+    k: int,
+) -> None:
+    seeds = [derive_seeds(s) for s in range(k)]
+    built = [models.build_seeded(factory, data.shape, data.num_classes, s.init) for s in seeds]
+    init_from_data(built, data)
+    kernels = (
+        settings.kernels
+        if settings.kernels != "auto"
+        else ("fast" if device.type == "cuda" else "exact")
+    )
+    pack = Pack(built, kernels).to(device)
+    opt = optimizer(pack.parameters())
+    idx = torch.arange(settings.batch_size, device=device)[:, None].expand(-1, k)
+    x = data.normalize(data.train.x[idx])
+    with torch.autocast(device.type, torch.bfloat16, enabled=settings.precision == "bf16"):
+        logits = pack(x)
+    per_seed_loss(logits.float(), data.train.y[idx]).sum().backward()
+    opt.step()
+
+
+def _flops_per_seed_run(
+    factory: Any, data: Splits, settings: TrainSettings, device: torch.device
+) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        _one_step(factory, data, functools.partial(torch.optim.SGD, lr=0.0), settings, device, 1)
+    per_step = counter.get_total_flops()
+    steps = steps_per_epoch(len(data.train), settings.batch_size) * settings.epochs
+    forward_per_example = per_step / settings.batch_size / 3  # backward ~ 2x forward
+    evals = (len(data.val) * settings.epochs + len(data.test)) * forward_per_example
+    return per_step * steps + evals
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _mean(xs: list[float]) -> float | None:
+    finite = [x for x in xs if math.isfinite(x)]
+    return round(sum(finite) / len(finite), 4) if finite else None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""`hydra/launcher=packed`: a multirun's jobs that differ only in seed are trained as packs of
+up to `pack_size` seeds, one batched model each, in this process (the work: seedhp.packing).
+
+No `from __future__ import annotations` here: Hydra executes plugin modules outside
+sys.modules, where dataclasses cannot resolve string annotations.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.utils import JobReturn
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+
+@dataclass
+class PackedLauncherConf:
+    _target_: str = "hydra_plugins.seedhp.packed_launcher.PackedLauncher"
+    pack_size: Any = "auto"  # seeds per pack: an int, or auto (the largest that fits; 32 on CPU)
+
+
+ConfigStore.instance().store(
+    group="hydra/launcher", name="packed", node=PackedLauncherConf, provider="seedhp"
+)
+
+
+class PackedLauncher(Launcher):
+    def __init__(self, pack_size: Any = "auto") -> None:
+        self.pack_size = pack_size
+        self.config: Optional[DictConfig] = None
+        self.hydra_context: Optional[HydraContext] = None
+        self.task_function: Optional[TaskFunction] = None
+        # set by seedhp's optuna sweeper around a trial: (i, JobReturn) -> go on with the batch?
+        self.on_job_end: Optional[Callable[[int, JobReturn], bool]] = None
+        self.composer: Any = None  # seedhp.launch.Composer, kept across launches
+        self.packer: Any = None  # seedhp.packing.Packer: pack sizes that fitted, per configuration
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        from seedhp.launch import Composer
+        from seedhp.packing import Packer, launch_packed
+
+        assert self.config is not None and self.hydra_context and self.task_function
+        if self.composer is None:
+            self.composer = Composer(self.hydra_context, self.config)
+            self.packer = Packer(self.pack_size)
+        return launch_packed(
+            self.hydra_context,
+            self.task_function,
+            self.config,
+            job_overrides,
+            initial_job_idx,
+            self.packer,
+            self.composer,
+            self.on_job_end,
+        )
