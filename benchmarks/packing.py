@@ -17,9 +17,11 @@ backward, K = 1) times the steps, plus the evaluation forwards.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import math
+import os
 import platform
 import time
 from pathlib import Path
@@ -112,7 +114,7 @@ def main() -> None:
     alone_rate, alone_scores = seed_runs_per_hour(args.alone, 1) if args.alone else (math.nan, [])
     packed_rate, packed_scores = seed_runs_per_hour(args.seeds, pack)
     flops = _flops_per_seed_run(factory, data, settings, device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
     peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None)
     achieved = packed_rate / 3600 * flops / 1e12
     result = {
@@ -218,6 +220,14 @@ def _flops_per_seed_run(
     forward_per_example = per_step / settings.batch_size / 3  # backward ~ 2x forward
     evals = (len(data.val) * settings.epochs + len(data.test)) * forward_per_example
     return per_step * steps + evals
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    return platform.machine()
 
 
 def _sync(device: torch.device) -> None:

@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=100)
-    parser.add_argument("--out", default="benchmarks/results/sweep_overhead.json")
+    parser.add_argument("--out", default="benchmarks/results/sweep_overhead_cnn_packed.json")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides (after --)")
     args = parser.parse_args()
 

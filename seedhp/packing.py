@@ -69,9 +69,12 @@ def launch_packed(
     packer: Packer,
     composer: Composer | None = None,
     on_job_end: Callable[[int, JobReturn], bool] | None = None,
+    job_numbers: Sequence[int] | None = None,
 ) -> list[JobReturn]:
     """Train the jobs pack by pack; returns their JobReturns in job order. `on_job_end(i, ret)`
-    hears every seed of a finished pack; once it returns False no further pack is started."""
+    hears every seed of a finished pack; once it returns False no further pack is started.
+    `job_numbers`: each job's hydra.job.num, when not initial_job_idx + its position (a pack
+    handed to a submitit worker)."""
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
@@ -79,9 +82,10 @@ def launch_packed(
     groups: dict[tuple[str, ...], list[Job]] = {}
     for i, overrides in enumerate(job_overrides):
         cfg = composer.compose(overrides)  # a config of its own (the composer copies)
+        num = initial_job_idx + i if job_numbers is None else job_numbers[i]
         with open_dict(cfg):
-            cfg.hydra.job.id = initial_job_idx + i
-            cfg.hydra.job.num = initial_job_idx + i
+            cfg.hydra.job.id = num
+            cfg.hydra.job.num = num
         key = tuple(o for o in overrides if not _SEED.match(o))
         groups.setdefault(key, []).append(Job(i, list(overrides), cfg))
     n = len(job_overrides)
@@ -107,6 +111,19 @@ def launch_packed(
             start += len(pack)
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     return [returns[i] for i in sorted(returns)]
+
+
+def group_packs(job_overrides: Sequence[Sequence[str]], pack_size: int) -> list[list[int]]:
+    """Positions of the jobs, grouped by configuration (overrides without seed=) into chunks of
+    at most pack_size, in order of first appearance."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, overrides in enumerate(job_overrides):
+        groups.setdefault(tuple(o for o in overrides if not _SEED.match(o)), []).append(i)
+    return [
+        jobs[start : start + pack_size]
+        for jobs in groups.values()
+        for start in range(0, len(jobs), pack_size)
+    ]
 
 
 def _train_fitting(

@@ -171,7 +171,7 @@ def train(
             if not alive_now[k]:
                 diverged_at[k] = epoch
                 continue
-            values = (train_loss[k], val_loss_l[k], val_acc_l[k], lr, seconds)
+            values = (train_loss[k], val_loss_l[k], val_acc_l[k], lr, seconds / K)
             this_epoch[k] = dict(zip(EPOCH_METRICS, values, strict=True))
             for name, value in zip(EPOCH_METRICS, values, strict=True):
                 history[k][name].append(value)
@@ -196,7 +196,7 @@ def train(
             "test_acc": math.nan if diverged else float(test_acc[k]),
             "test_loss": math.nan if diverged else float(test_loss[k]),
             "train_loss": h["train_loss"][-1] if h["train_loss"] and not diverged else math.nan,
-            "train_seconds": seconds,
+            "train_seconds": seconds / K,  # its share of the pack's time
         }
         results.append(
             SeedResult(
