@@ -55,7 +55,9 @@ log = logging.getLogger("seedhp")
 # Study.optimize; its stale-trial check is still flagged experimental.
 warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with")
 warnings.filterwarnings(
-    "ignore", category=optuna.exceptions.ExperimentalWarning, module="seedhp.study"
+    "ignore",
+    r".*(heartbeat_interval|grace_period|fail_stale_trials|heartbeat_stale_trial_callback)",
+    category=optuna.exceptions.ExperimentalWarning,
 )
 
 STRATEGIES = ("tuned", "averaged", "fixed")
@@ -279,6 +281,7 @@ def _open_study(s: StudySettings) -> optuna.Study:
             s.storage,
             heartbeat_interval=s.heartbeat_seconds,
             grace_period=6 * s.heartbeat_seconds,
+            heartbeat_stale_trial_callback=lambda _study, trial: _LOST.append(trial.number),
             engine_kwargs={"connect_args": {"timeout": 60}}
             if s.storage.startswith("sqlite")
             else {},
@@ -295,7 +298,13 @@ def _open_study(s: StudySettings) -> optuna.Study:
         raise
     except ValueError as err:  # a loaded study with another direction
         raise ConfigError("hydra.sweeper.study_name", s.name, f"{err}") from None
-    except Exception as err:  # sqlalchemy ArgumentError/OperationalError, missing driver
+    except ImportError as err:
+        raise ConfigError(
+            "hydra.sweeper.storage",
+            redact(s.storage),
+            f"its database driver is not installed ({err}); for PostgreSQL: psycopg[binary]",
+        ) from None
+    except Exception as err:  # sqlalchemy ArgumentError/OperationalError
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(
             "hydra.sweeper.storage",
@@ -484,12 +493,19 @@ def _count(ctx: _Context, states: Sequence[TrialState]) -> int:
     return len(ctx.study.get_trials(deepcopy=False, states=tuple(states)))
 
 
+_LOST: list[int] = []  # trials this process failed as stale (heartbeat_stale_trial_callback)
+
+
 def _fail_stale_trials(ctx: _Context) -> None:
-    """A trial left RUNNING by a process that is gone is failed (and its MLflow runs marked
-    failed), so it neither blocks nor counts: at once for a dead process on this host, after
-    the heartbeat's grace period for a process elsewhere."""
+    """A trial left RUNNING by a process that is gone is failed, so it neither blocks nor
+    counts: at once for a dead process on this host, after the heartbeat's grace period for a
+    process elsewhere (Optuna's heartbeat). Its MLflow runs are marked failed and its
+    configuration is queued again: the next trial asked for, by any process, re-runs it, reusing
+    the seeds it had finished."""
     study = ctx.study
     optuna.storages.fail_stale_trials(study)
+    while _LOST:
+        _retry_lost(ctx, _LOST.pop(0))
     host = socket.gethostname()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = str(t.user_attrs.get(OWNER, ""))
@@ -501,7 +517,15 @@ def _fail_stale_trials(ctx: _Context) -> None:
                 t.number,
                 pid,
             )
-            _fail_mlflow_runs(ctx, t.number)
+            _retry_lost(ctx, t.number)
+
+
+def _retry_lost(ctx: _Context, number: int) -> None:
+    _fail_mlflow_runs(ctx, number)
+    lost = ctx.study.get_trials(deepcopy=False)[number]
+    if lost.params and not lost.user_attrs.get("seedhp.surplus"):
+        ctx.study.enqueue_trial(lost.params, user_attrs={"seedhp.retry_of": number})
+        log.info("trial %d's configuration is queued to run again", number)
 
 
 def _alive(pid: int) -> bool:

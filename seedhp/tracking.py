@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from mlflow.entities import Metric, Run
     from mlflow.tracking import MlflowClient
 
+# MLflow prints "View run ... at: <url>" on stdout for every run that ends on an HTTP server:
+# one line per seed-run in a 10,000-seed sweep. Set it to false to have them.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 PARENT_TAG = "mlflow.parentRunId"
 _MAX_PARAMS, _MAX_TAGS, _MAX_ITEMS = 100, 100, 1000  # MLflow's log_batch limits
 

@@ -222,6 +222,9 @@ def test_a_killed_study_resumes_to_exactly_n_trials(tmp_path: Path) -> None:
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == 4
     assert trials[1].state == TrialState.FAIL
+    # the lost trial's configuration ran again, reusing the seeds it had finished
+    [retry] = [t for t in trials if t.user_attrs.get("seedhp.retry_of") == 1]
+    assert retry.params == trials[1].params and retry.state == TrialState.COMPLETE
     runs = finished_seed_runs(outputs)
     pairs = Counter((r.data.tags["config_id"], r.data.tags["seed"]) for r in runs)
     assert max(pairs.values()) == 1  # no (configuration, seed) trained twice

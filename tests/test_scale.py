@@ -1,0 +1,235 @@
+"""Scale-out end to end: workers sharing a study on PostgreSQL and an MLflow tracking server
+(both started by scripts/services.sh, as `make services` does), and the submitit launchers.
+
+Needs PostgreSQL's server binaries (Debian's `postgresql` package; .ci/run installs it);
+skipped, with the reason, where they are missing.
+"""
+
+from __future__ import annotations
+
+import glob
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.conftest import ROOT, all_runs, cli, cli_env
+
+
+def _dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def services() -> Iterator[dict[str, str]]:
+    if not (shutil.which("pg_ctl") or glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")):
+        pytest.skip("PostgreSQL's server is not installed (Debian: apt-get install postgresql)")
+    # directly under /tmp: run as root, PostgreSQL runs as the postgres user, which cannot
+    # enter pytest's private temporary directories
+    base = Path(tempfile.mkdtemp(prefix="seedhp-services-"))
+    base.chmod(0o755)
+    pg, ml = _free_port(), _free_port()
+    env = {
+        "SEEDHP_SERVICES_DIR": str(base / "s"),
+        "SEEDHP_PG_PORT": str(pg),
+        "SEEDHP_MLFLOW_PORT": str(ml),
+        "SEEDHP_PG_PASSWORD": "s3cret-pw",
+        "SEEDHP_MLFLOW": str(Path(sys.executable).parent / "mlflow"),
+    }
+    script = str(ROOT / "scripts" / "services.sh")
+    started = subprocess.run(
+        [script, "start"], env=cli_env(env), capture_output=True, text=True, timeout=300
+    )
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        yield {
+            "storage": f"postgresql://seedhp:s3cret-pw@127.0.0.1:{pg}/optuna",
+            "tracking": f"http://127.0.0.1:{ml}",
+        }
+    finally:
+        subprocess.run([script, "stop"], env=cli_env(env), capture_output=True, timeout=120)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _server_runs(tracking: str) -> list:  # type: ignore[type-arg]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking)
+    exp = client.get_experiment_by_name("seedhp")
+    return [] if exp is None else list(client.search_runs([exp.experiment_id], max_results=5000))
+
+
+def test_three_workers_share_a_study_and_survive_a_killed_one(
+    services: dict[str, str], tmp_path: Path
+) -> None:
+    storage, tracking = services["storage"], services["tracking"]
+    args = [
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra/sweeper/sampler=random",
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.seed_strategy=averaged",
+        "hydra.sweeper.seed_pool=4",
+        "hydra.sweeper.seeds_per_trial=2",
+        "hydra.sweeper.n_trials=30",
+        "hydra.sweeper.study_name=shared-pg",
+        "optimizer.lr=tag(log, interval(0.01, 0.3))",
+        f"tracking.uri={tracking}",
+        "model=mlp",
+        "model.hidden=[16]",
+        "train.epochs=6",
+        "report.enabled=false",
+    ]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "seedhp", *args],
+            cwd=_dir(tmp_path / f"w{i}"),
+            env=cli_env({"OMP_NUM_THREADS": "1"}),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(3)
+    ]
+    victim = workers[0]
+    deadline, killed_trial = time.monotonic() + 180, None
+    while killed_trial is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            study = optuna.load_study(study_name="shared-pg", storage=storage)
+        except KeyError:
+            continue  # not created yet
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if (
+                str(t.user_attrs.get("seedhp.owner", "")).endswith(f":{victim.pid}")
+                and len(t.user_attrs.get("seed_scores", {})) == 0
+                and t.number >= 2
+            ):
+                victim.send_signal(signal.SIGKILL)  # mid-trial: its seeds are training
+                killed_trial = t.number
+                break
+    assert killed_trial is not None, "the worker never started a trial"
+    victim.wait()
+    outs = [w.communicate(timeout=400)[0] for w in workers[1:]]
+    assert [w.returncode for w in workers[1:]] == [0, 0], outs
+
+    study = optuna.load_study(study_name="shared-pg", storage=storage)
+    trials = study.get_trials()
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 30
+    assert trials[killed_trial].state == TrialState.FAIL
+    [retry] = [t for t in trials if t.user_attrs.get("seedhp.retry_of") == killed_trial]
+    assert retry.params == trials[killed_trial].params and retry.state == TrialState.COMPLETE
+
+    runs = _server_runs(tracking)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    by_id = {r.info.run_id: r for r in runs}
+    seed_runs = [r for r in runs if r.data.tags.get("seedhp.status") == "finished"]
+    pairs = Counter((r.data.tags["config_id"], r.data.tags["seed"]) for r in seed_runs)
+    assert max(pairs.values()) == 1  # no (configuration, seed) trained twice
+    parent = study.user_attrs["mlflow_parent_run_id"]
+    for t in finished:
+        ids = t.user_attrs["mlflow_run_ids"]
+        assert sorted(int(s) for s in ids) == [0, 1]
+        for run_id in ids.values():
+            run = by_id[run_id]
+            assert run.info.status == "FINISHED"
+            assert run.data.tags["mlflow.parentRunId"] == parent
+    owners = {t.user_attrs["seedhp.owner"] for t in finished}
+    assert len(owners) >= 2  # shared by the surviving workers
+    killed_runs = [r for r in runs if r.data.tags.get("seedhp.trial") == str(killed_trial)]
+    assert killed_runs and all(r.info.status == "FAILED" for r in killed_runs)
+    everything = "\n".join(outs)
+    assert "s3cret-pw" not in everything  # the password never printed
+    assert all("s3cret-pw" not in str(r.data.params) + str(r.data.tags) for r in runs)
+
+
+def test_bad_database_urls_fail_in_one_line(services: dict[str, str], tmp_path: Path) -> None:
+    port = services["storage"].rsplit(":", 1)[1].split("/")[0]
+    base = ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=1", "seed=choice(0,1)"]
+    cases = {
+        "wrong password": (
+            f"hydra.sweeper.storage=postgresql://seedhp:nope@127.0.0.1:{port}/optuna",
+            "password authentication failed",
+        ),
+        "unreachable": (
+            f"hydra.sweeper.storage=postgresql://seedhp:nope@127.0.0.1:{_free_port()}/optuna",
+            "Connection refused",
+        ),
+        "missing driver": (
+            "hydra.sweeper.storage=mysql://u:nope@127.0.0.1/db",
+            "database driver is not installed",
+        ),
+        "unreachable server": (
+            f"tracking.uri=http://127.0.0.1:{_free_port()}",
+            "no MLflow tracking server answers there",
+        ),
+    }
+    for name, (override, reason) in cases.items():
+        result = cli([*base, override], cwd=tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode != 0 and len(lines) == 1, (name, result.stderr)
+        assert reason in lines[0] and "nope" not in lines[0], (name, lines[0])
+        assert not (tmp_path / "outputs" / "multirun").exists()  # nothing trained
+
+
+def test_submitit_local_runs_a_study_and_a_packed_sweep(tmp_path: Path) -> None:
+    study = cli(
+        [
+            "-m",
+            "hydra/sweeper=optuna",
+            "hydra/launcher=submitit_local",
+            "hydra.sweeper.seed_strategy=averaged",
+            "hydra.sweeper.seed_pool=2",
+            "hydra.sweeper.seeds_per_trial=2",
+            "hydra.sweeper.n_trials=2",
+            "optimizer.lr=interval(0.01,0.1)",
+            "model=mlp",
+            "train.epochs=1",
+            "report.enabled=false",
+        ],
+        cwd=_dir(tmp_path / "a"),
+    )
+    assert study.returncode == 0, study.stdout + study.stderr
+    runs = all_runs(tmp_path / "a" / "outputs")
+    finished = [r for r in runs if r.data.tags.get("seedhp.status") == "finished"]
+    assert len(finished) == 4 and {r.data.tags["seedhp.pack_size"] for r in finished} == {"1"}
+
+    packed = cli(
+        [
+            "-m",
+            "hydra/launcher=packed_submitit_local",
+            "hydra.launcher.pack_size=3",
+            "seed=range(0,5)",
+            "optimizer.lr=0.05,0.1",
+            "model=mlp",
+            "train.epochs=1",
+            "report.enabled=false",
+        ],
+        cwd=_dir(tmp_path / "b"),
+    )
+    assert packed.returncode == 0, packed.stdout + packed.stderr
+    runs = all_runs(tmp_path / "b" / "outputs")
+    finished = [r for r in runs if r.data.tags.get("seedhp.status") == "finished"]
+    assert len(finished) == 10
+    assert Counter(r.data.tags["seedhp.pack_size"] for r in finished) == {"3": 6, "2": 4}
+    sweep = next((tmp_path / "b" / "outputs" / "multirun").iterdir())
+    assert sorted(int(p.name) for p in sweep.iterdir() if p.name.isdigit()) == list(range(10))
+    assert len(list(sweep.glob(".submitit/*"))) >= 4  # one submitit task per pack
