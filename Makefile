@@ -11,7 +11,7 @@ STORE  := sqlite:///$(CURDIR)/outputs/mlflow.db
 STUDIES := sqlite:///$(CURDIR)/outputs/optuna.db
 SEARCH ?= averaged
 
-.PHONY: help run search dashboard test test-all lint ui clean bench
+.PHONY: help run search dashboard test test-all lint ui clean bench services services-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,12 @@ lint: $(STAMP) ## ruff and mypy
 
 ui: $(STAMP) ## the MLflow UI on the project's store (http://127.0.0.1:5000)
 	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port 5000
+
+services: $(STAMP) ## start a local PostgreSQL (:5433, databases optuna and mlflow) and MLflow server (:5055) in .services/
+	scripts/services.sh start
+
+services-stop: ## stop them (their data stay in .services/)
+	scripts/services.sh stop
 
 bench: $(STAMP) ## benchmarks/: sweep overhead (writes benchmarks/results/*.json)
 	$(PY) benchmarks/sweep_overhead.py

@@ -4,6 +4,7 @@ and the trial's user attributes, the reuse index, composing the job config, Hydr
 MLflow (the seed-run's records and the search for them), and the training itself.
 
     python benchmarks/study_overhead.py [--trials 200] [--sampler random] [--out results/x.json]
+        [-- hydra.sweeper.storage=postgresql://... tracking.uri=http://...]
 
 Runs the sweep in this process (as `python -m seedhp -m hydra/sweeper=optuna ...` would) so
 each step can be timed; process start-up is reported apart.
@@ -25,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from seedhp.urls import redact
+
 TIMED = {  # module: functions whose wall time is summed
     "seedhp.study": ["_next_trial", "_tell", "finished_seed_runs", "_launch_seeds"],
     "seedhp.launch": ["run_job"],
@@ -37,6 +40,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--sampler", default="random")
     parser.add_argument("--out", default="benchmarks/results/study_overhead_random.json")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides (after --)")
     args = parser.parse_args()
 
     tic = time.perf_counter()
@@ -77,6 +81,7 @@ def main() -> None:
             "model.hidden=[2]",
             "train.epochs=1",
             "train.batch_size=57",
+            *args.overrides,
         ]
         tic = time.perf_counter()
         with contextlib.suppress(SystemExit):
@@ -90,7 +95,7 @@ def main() -> None:
     launch_other = per["_launch_seeds"] - per["run_job"] - per["compose"]
     result = {
         "benchmark": "study_overhead",
-        "command": "python -m seedhp " + " ".join(sys.argv[1:]),
+        "command": "python -m seedhp " + " ".join(_redacted(a) for a in sys.argv[1:]),
         "trials": n,
         "sampler": args.sampler,
         "process_startup_seconds": round(startup, 3),
@@ -125,6 +130,11 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+
+
+def _redacted(override: str) -> str:
+    key, sep, value = override.partition("=")
+    return key + sep + redact(value) if sep else override
 
 
 def _timed(
