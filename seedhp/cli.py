@@ -9,6 +9,7 @@ anything else is left to Hydra and to seedhp's own checks.
 from __future__ import annotations
 
 import difflib
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +31,14 @@ def preflight(overrides: Sequence[str], conf_dir: Path) -> None:
     for o in parsed:
         if o.key_or_group in ("hydra/sweeper/sampler", "hydra/sweeper/pruner"):
             _check_study_option(o.key_or_group, o.value())
+        slurm = o.key_or_group == "hydra/launcher" and str(o.value()).endswith("submitit_slurm")
+        if slurm and shutil.which("sbatch") is None:
+            raise ConfigError(
+                "hydra/launcher",
+                o.value(),
+                "no SLURM on this machine (sbatch not found); "
+                f"{str(o.value()).replace('slurm', 'local')} runs the same here",
+            )
         if o.is_hydra_override() or o.is_delete():
             continue
         if o.is_sweep_override():

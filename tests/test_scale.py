@@ -233,3 +233,12 @@ def test_submitit_local_runs_a_study_and_a_packed_sweep(tmp_path: Path) -> None:
     sweep = next((tmp_path / "b" / "outputs" / "multirun").iterdir())
     assert sorted(int(p.name) for p in sweep.iterdir() if p.name.isdigit()) == list(range(10))
     assert len(list(sweep.glob(".submitit/*"))) >= 4  # one submitit task per pack
+
+
+@pytest.mark.skipif(shutil.which("sbatch") is not None, reason="this machine has SLURM")
+def test_slurm_launchers_without_slurm_fail_in_one_line(tmp_path: Path) -> None:
+    for launcher in ("submitit_slurm", "packed_submitit_slurm"):
+        result = cli(["-m", f"hydra/launcher={launcher}", "seed=0,1"], cwd=tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, result.stderr
+        assert lines[0].startswith(f"seedhp: error: hydra/launcher={launcher}: no SLURM")
