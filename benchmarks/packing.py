@@ -32,9 +32,9 @@ import torch
 from seedhp import models
 from seedhp.data import Splits, load_digits, load_synthetic, split, steps_per_epoch
 from seedhp.optim import sgd_scaled_vectors
-from seedhp.pack import Pack
+from seedhp.packing import CPU_PACK, GPU_PACK
 from seedhp.seeds import derive_seeds
-from seedhp.train import Schedule, TrainSettings, init_from_data, per_seed_loss, train
+from seedhp.train import Schedule, TrainSettings, build_pack, per_seed_loss, train
 
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, SXM data sheets
 
@@ -165,12 +165,13 @@ def _pack_size(
     settings: TrainSettings,
     device: torch.device,
 ) -> int:
-    """An int, or auto: halve from 256 until one epoch's worth of memory fits (GPU only)."""
+    """An int, or auto as the packed launcher chooses it: on a GPU, halved from GPU_PACK until
+    a training step fits."""
     if pack != "auto":
         return int(pack)
     if device.type != "cuda":
-        return 32
-    k = 256
+        return CPU_PACK
+    k = GPU_PACK
     while k > 1:
         try:
             _one_step(factory, data, optimizer, settings, device, k)
@@ -190,14 +191,7 @@ def _one_step(
     k: int,
 ) -> None:
     seeds = [derive_seeds(s) for s in range(k)]
-    built = [models.build_seeded(factory, data.shape, data.num_classes, s.init) for s in seeds]
-    init_from_data(built, data)
-    kernels = (
-        settings.kernels
-        if settings.kernels != "auto"
-        else ("fast" if device.type == "cuda" else "exact")
-    )
-    pack = Pack(built, kernels).to(device)
+    pack = build_pack(factory, data, seeds, settings.kernels, device)
     opt = optimizer(pack.parameters())
     idx = torch.arange(settings.batch_size, device=device)[:, None].expand(-1, k)
     x = data.normalize(data.train.x[idx])

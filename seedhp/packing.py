@@ -34,6 +34,11 @@ GPU_PACK = 256  # `auto` on CUDA: the first try; halved until it fits, then reme
 _SEED = re.compile(r"^seed=")
 
 
+def config_key(overrides: Sequence[str]) -> tuple[str, ...]:
+    """A job's configuration: its overrides without seed=, so a pack's jobs share it."""
+    return tuple(o for o in overrides if not _SEED.match(o))
+
+
 @dataclass
 class Job:
     idx: int
@@ -86,7 +91,7 @@ def launch_packed(
         with open_dict(cfg):
             cfg.hydra.job.id = num
             cfg.hydra.job.num = num
-        key = tuple(o for o in overrides if not _SEED.match(o))
+        key = config_key(overrides)
         groups.setdefault(key, []).append(Job(i, list(overrides), cfg))
     n = len(job_overrides)
     returns: dict[int, JobReturn] = {}
@@ -118,7 +123,7 @@ def group_packs(job_overrides: Sequence[Sequence[str]], pack_size: int) -> list[
     at most pack_size, in order of first appearance."""
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, overrides in enumerate(job_overrides):
-        groups.setdefault(tuple(o for o in overrides if not _SEED.match(o)), []).append(i)
+        groups.setdefault(config_key(overrides), []).append(i)
     return [
         jobs[start : start + pack_size]
         for jobs in groups.values()

@@ -106,14 +106,7 @@ def train(
     """Train one configuration under each of `seeds`, as one pack; one result per seed."""
     start = time.perf_counter()
     K, B = len(seeds), settings.batch_size
-    models = [build_seeded(model_factory, data.shape, data.num_classes, s.init) for s in seeds]
-    init_from_data(models, data)
-    kernels = (
-        settings.kernels
-        if settings.kernels != "auto"
-        else ("fast" if device.type == "cuda" else "exact")
-    )
-    model = Pack(models, kernels).to(device)
+    model = build_pack(model_factory, data, seeds, settings.kernels, device)
     forward = torch.compile(model) if settings.compile else model
     autocast = functools.partial(
         torch.autocast, device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16"
@@ -209,6 +202,22 @@ def train(
             )
         )
     return results
+
+
+def build_pack(
+    model_factory: Callable[..., torch.nn.Module],
+    data: Splits,
+    seeds: Sequence[SeedStreams],
+    kernels: str,
+    device: torch.device,
+) -> Pack:
+    """Each seed's model from its `init` stream, data-dependent initialisation, packed on the
+    device; kernels "auto" is exact on CPU and fast on CUDA (seedhp.pack)."""
+    models = [build_seeded(model_factory, data.shape, data.num_classes, s.init) for s in seeds]
+    init_from_data(models, data)
+    if kernels == "auto":
+        kernels = "fast" if device.type == "cuda" else "exact"
+    return Pack(models, kernels).to(device)
 
 
 def init_from_data(models: Sequence[torch.nn.Module], data: Splits, n: int = 5000) -> None:

@@ -5,15 +5,14 @@ No `from __future__ import annotations` here: Hydra executes plugin modules outs
 sys.modules, where dataclasses cannot resolve string annotations.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn
-from hydra.plugins.launcher import Launcher
-from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig
+
+from hydra_plugins.seedhp.seedhp_launcher import SeedhpLauncher
 
 
 @dataclass
@@ -27,21 +26,14 @@ ConfigStore.instance().store(
 )
 
 
-class PackedLauncher(Launcher):
-    def __init__(self, pack_size: Any = "auto") -> None:
-        self.pack_size = pack_size
-        self.config: Optional[DictConfig] = None
-        self.hydra_context: Optional[HydraContext] = None
-        self.task_function: Optional[TaskFunction] = None
-        # set by seedhp's optuna sweeper around a trial: (i, JobReturn) -> go on with the batch?
-        self.on_job_end: Optional[Callable[[int, JobReturn], bool]] = None
-        self.composer: Any = None  # seedhp.launch.Composer, kept across launches
-        self.packer: Any = None  # seedhp.packing.Packer: pack sizes that fitted, per configuration
+class PackedLauncher(SeedhpLauncher):
+    """seedhp's launcher (setup, the sweeper's on_job_end hook, one Composer across launches)
+    training packs instead of one job at a time."""
 
-    def setup(
-        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
-    ) -> None:
-        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+    def __init__(self, pack_size: Any = "auto") -> None:
+        super().__init__()
+        self.pack_size = pack_size
+        self.packer: Any = None  # seedhp.packing.Packer: pack sizes that fitted, per configuration
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
