@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -32,9 +33,26 @@ def _overrides(argv: list[str]) -> list[str] | None:
     return list(args.overrides)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (what SLURM and `kill` send) stops a sweep the way Ctrl-C does: the seed-runs
+    in training are recorded as interrupted, the summary is written, and re-running the same
+    command resumes."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupt)
     overrides = _overrides(sys.argv[1:])
     if overrides is not None:
         with exit_on_config_error():
             preflight(overrides, Path(CONF))
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print(
+            "seedhp: interrupted; finished seed-runs are recorded, and running the same "
+            "command again trains only what is missing",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(130) from None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from seedhp.errors import ConfigError
 from seedhp.report import Options, build_report
+from seedhp.report.at_end import quote
 from seedhp.report.collect import collect, latest_parent, study_parent
 from seedhp.report.reseed import plan
 from seedhp.tracking import Tracker
@@ -44,14 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     reseed.add_argument("--no-report", action="store_true", help="do not write the report after")
     args = parser.parse_args(argv)
     try:
-        tracker = Tracker(args.tracking_uri, args.experiment)
-        parent = _parent(args, tracker)
+        tracker, parent = _source(args)
+        tracker.reap()
         if args.command == "reseed":
             _reseed(args, tracker, parent)
             if args.no_report:
                 return 0
         out = Path(
-            getattr(args, "out", None) or Path("outputs/reports") / (parent or args.experiment)
+            getattr(args, "out", None)
+            or Path("outputs/reports") / (parent or tracker.experiment_name)
         )
         options = Options(
             getattr(args, "black_swan_k", 3.0),
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             out.resolve(),
             options,
             log_artifacts=not getattr(args, "no_log", False),
+            key="--study" if args.study else "--run",
         )
     except ConfigError as err:
         print(f"seedhp: error: {err}", file=sys.stderr)
@@ -89,18 +92,29 @@ def _source_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--tracking-uri",
-        default=f"sqlite:///{cwd}/outputs/mlflow.db",
-        help="MLflow tracking URI (default: the project's store)",
+        help="MLflow tracking URI (default: a --study's own store, else outputs/mlflow.db)",
     )
-    p.add_argument("--experiment", default="seedhp", help="MLflow experiment (default seedhp)")
+    p.add_argument(
+        "--experiment", help="MLflow experiment (default: a --study's own, else seedhp)"
+    )
 
 
-def _parent(args: argparse.Namespace, tracker: Tracker) -> str | None:
-    if args.all:
-        return None
+def _source(args: argparse.Namespace) -> tuple[Tracker, str | None]:
+    """The store and the parent run the arguments name. A study's own MLflow store and
+    experiment are recorded in its storage, so --study needs no --tracking-uri."""
     if args.study:
-        return study_parent(args.storage, args.study)
-    return args.run or latest_parent(tracker)
+        found = study_parent(args.storage, args.study)
+        uri = args.tracking_uri or found.tracking_uri or _default_store()
+        tracker = Tracker(uri, args.experiment or found.experiment or "seedhp")
+        return tracker, found.run_id
+    tracker = Tracker(args.tracking_uri or _default_store(), args.experiment or "seedhp")
+    if args.all:
+        return tracker, None
+    return tracker, args.run or latest_parent(tracker)
+
+
+def _default_store() -> str:
+    return f"sqlite:///{Path.cwd()}/outputs/mlflow.db"
 
 
 def _reseed(args: argparse.Namespace, tracker: Tracker, parent: str | None) -> None:
@@ -110,7 +124,7 @@ def _reseed(args: argparse.Namespace, tracker: Tracker, parent: str | None) -> N
         raise ConfigError("--all", True, "reseed needs one sweep or study: give --run or --study")
     if args.seeds < 1:
         raise ConfigError("--seeds", args.seeds, "an integer >= 1")
-    rs = collect(tracker, parent)
+    rs = collect(tracker, parent, "--study" if args.study else "--run")
     todo = plan(rs, args.seeds)
     if not todo:
         print(f"both winners already have {args.seeds} fresh seeds")
@@ -134,13 +148,13 @@ def _reseed(args: argparse.Namespace, tracker: Tracker, parent: str | None) -> N
                 f"seed={','.join(map(str, item.seeds))}",
                 "tracking.role=reseed",
                 f"tracking.reseed_of={parent}",
-                f"tracking.uri={tracker.uri}",
-                f"tracking.experiment={tracker.experiment_name}",
+                f"tracking.uri={quote(tracker.uri)}",
+                f"tracking.experiment={quote(tracker.experiment_name)}",
                 "tracking.study=null",
                 "tracking.trial=null",
                 "tracking.strategy=null",
                 "report.enabled=false",
-                "tracking.label='{}'".format(source.label.replace("'", "\\'")),
+                f"tracking.label={quote(source.label)}",
             ]
             print(
                 f"reseeding {item.config_id} ({source.label}) on seeds "

@@ -25,13 +25,14 @@ class SeedRun:
     config_id: str
     label: str
     seed: int
-    status: str  # finished | diverged | pruned | failed | running
+    status: str  # finished | diverged | pruned | failed | interrupted | running
     role: str  # run | trial | reseed | baseline
     metrics: dict[str, float]
     strategy: str | None = None  # tuned | averaged | fixed (Optuna studies), None for a grid
     model: str | None = None
     overrides: tuple[str, ...] = ()
     has_predictions: bool = False
+    start_time: int = 0  # ms since the epoch: of two runs of one (config, seed), the later wins
 
 
 @dataclass(frozen=True)

@@ -188,10 +188,15 @@ def run_pack(cfgs: Sequence[DictConfig], infos: Sequence[JobInfo]) -> list[float
         tracker.end_run(record.run_id, "KILLED")
         log.debug("seed %d pruned after epoch %d", first.seed, record.epochs)
         return [record.last_objective]
-    except BaseException as err:
-        if len(cfgs) > 1 and isinstance(err, Exception):
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (a SLURM time limit): not the seeds' fault
+        for record in records:
+            record.send()
+            tracker.interrupt(record.run_id, "the process was interrupted (SIGINT or SIGTERM)")
+        raise
+    except Exception as err:
+        if len(cfgs) > 1:
             for record in records:
-                tracker.client.delete_run(record.run_id)
+                tracker.delete_run(record.run_id)
             if _out_of_memory(err):
                 raise PackOutOfMemory(f"{len(cfgs)} seeds did not fit: {err}") from err
             raise PackFailed(f"a pack of {len(cfgs)} seeds failed: {err}") from err
@@ -199,11 +204,7 @@ def run_pack(cfgs: Sequence[DictConfig], infos: Sequence[JobInfo]) -> list[float
             record.send(
                 tags={"seedhp.status": "failed", "seedhp.error": f"{type(err).__name__}: {err}"}
             )
-            tracker.end_run(
-                record.run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
-            )
-        if not isinstance(err, Exception):
-            raise
+            tracker.end_run(record.run_id, "FAILED")
         return [err] * len(cfgs)
     values: list[float | BaseException] = []
     for record, result, s, info in zip(records, results, settings, infos, strict=True):

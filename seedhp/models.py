@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from seedhp.errors import ConfigError
+
 
 class Residual(nn.Module):
     """x + body(x)."""
@@ -39,8 +41,6 @@ class Scale(nn.Module):
 
 def _require_image(shape: Sequence[int], model: str) -> tuple[int, int, int]:
     if len(shape) != 3:
-        from seedhp.errors import ConfigError
-
         raise ConfigError(
             "model", model, f"needs image data (C, H, W); the data are {tuple(shape)}"
         )
@@ -60,7 +60,7 @@ class MLP(nn.Sequential):
     ) -> None:
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(shape)
-        for h in hidden:
+        for h in _widths("model.hidden", hidden):
             layers += [nn.Linear(width, int(h)), nn.ReLU()]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
@@ -87,7 +87,7 @@ class CNN(nn.Sequential):
     ) -> None:
         c, _, _ = _require_image(shape, "cnn")
         layers: list[nn.Module] = []
-        for w in widths:
+        for w in _widths("model.widths", widths):
             layers += [conv_bn(c, int(w)), nn.MaxPool2d(2, ceil_mode=True)]
             c = int(w)
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
@@ -147,6 +147,7 @@ class AirBench(nn.Sequential):
         self, shape: Sequence[int], num_classes: int, widths: Sequence[int] = (64, 256, 256)
     ) -> None:
         c, h, w = _require_image(shape, "airbench")
+        widths = _widths("model.widths", widths)
         # floor pooling on 32x32 as the original (31 -> 15 -> 7 -> 3); ceil on small images
         small = min(h, w) - 1 < 2 ** len(widths)
         whiten = nn.Conv2d(c, 2 * c * 4, kernel_size=2, padding=0, bias=True)
@@ -189,6 +190,18 @@ class AirBench(nn.Sequential):
         with torch.no_grad():
             whiten.weight.copy_(torch.cat([filters, -filters]).to(whiten.weight.dtype))
         return {"0.weight": whiten.weight.detach().clone()}
+
+
+def _widths(key: str, values: Sequence[int]) -> list[int]:
+    """Layer widths: a non-empty list of integers >= 1 (an empty one would build a network
+    without the layers its name promises)."""
+    ok = isinstance(values, Sequence) and not isinstance(values, str) and len(values) > 0
+    if not ok or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values
+    ):
+        shown = list(values) if isinstance(values, Sequence) else values
+        raise ConfigError(key, shown, "a non-empty list of integers >= 1, e.g. [32, 64]")
+    return [int(v) for v in values]
 
 
 def _dirac_conv(c_in: int, c_out: int) -> nn.Conv2d:

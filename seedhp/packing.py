@@ -4,8 +4,9 @@ A sweep's jobs that differ only in `seed` are one configuration: they are traine
 up to `pack_size` seeds, each pack once, in this process. Every seed still gets its own job
 directory (with Hydra's .hydra/ files), JobReturn and MLflow run. A pack that runs out of
 memory is split in two and retried; the size that fitted is remembered for the next packs. A
-pack that fails otherwise is split the same way, down to single seeds, so that a failure is
-recorded for the seeds that cause it and their pack-mates train as if they had never met.
+pack that fails otherwise is trained again one seed at a time, so that a failure is recorded for
+the seeds that cause it and their pack-mates train as if they had never met; when no seed fails
+alone, the configuration is not packed again in this sweep.
 """
 
 from __future__ import annotations
@@ -138,16 +139,30 @@ def _train_fitting(
     key: tuple[str, ...],
     packer: Packer,
 ) -> list[tuple[Job, JobReturn, int]]:
-    """Train a pack; when it does not fit or fails, its halves, recursively."""
+    """Train a pack. When it does not fit, train its halves (recursively) and remember the
+    size that fitted. When it fails otherwise, train its seeds one at a time, once: a seed that
+    fails alone too has its own failure recorded, and when every seed trains alone the
+    configuration cannot be packed, so its remaining seeds train one at a time (remembered: no
+    pack of it is tried again in this sweep)."""
     try:
         out = _train_pack(hydra_context, task_function, pack)
-    except PackFailed as err:
+    except PackOutOfMemory as err:
         half = len(pack) // 2
-        if isinstance(err, PackOutOfMemory):
-            packer.fits[key] = min(packer.fits.get(key, half), half)
+        packer.fits[key] = min(packer.fits.get(key, half), half)
         log.warning("%s: splitting into packs of %d and %d", err, half, len(pack) - half)
         first = _train_fitting(hydra_context, task_function, pack[:half], key, packer)
         return first + _train_fitting(hydra_context, task_function, pack[half:], key, packer)
+    except PackFailed as err:
+        log.warning("%s: training its seeds one at a time to find out why", err)
+        out = [done for job in pack for done in _train_pack(hydra_context, task_function, [job])]
+        if all(ret.status == JobStatus.COMPLETED for _, ret, _ in out):
+            packer.fits[key] = 1
+            log.warning(
+                "every seed of that pack trains alone: this configuration's remaining seeds "
+                "train one at a time (%s)",
+                err.__cause__ or err,
+            )
+        return out
     packer.fits.setdefault(key, len(pack))
     return out
 

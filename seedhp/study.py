@@ -16,12 +16,11 @@ again: the trial reuses its score and says so in its user attributes.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import json
 import logging
 import math
-import os
-import socket
 import threading
 import time
 import warnings
@@ -43,6 +42,7 @@ from seedhp.config import Settings
 from seedhp.errors import ConfigError
 from seedhp.job import check, exit_on_config_error
 from seedhp.locks import sqlite_lock
+from seedhp.owner import gone, this_process
 from seedhp.pruning import epoch_reports
 from seedhp.report import at_end
 from seedhp.search_space import SearchSpace, grid, merge, parse_space, seed_pool
@@ -64,7 +64,7 @@ STRATEGIES = ("tuned", "averaged", "fixed")
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "grid", "bruteforce", "qmc")
 PRUNERS = ("none", "median", "wilcoxon", "hyperband")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-OWNER = "seedhp.owner"  # trial user attribute: host:pid of the process running it
+OWNER = "seedhp.owner"  # trial user attribute: host:pid:start of the process running it
 PARENT_GRACE_SECONDS = 2.0  # wait for other processes' parent runs before choosing one
 
 
@@ -346,6 +346,7 @@ def optuna_sweep(
         settings = study_settings(sweeper, space, job_settings, job_seed)
         study = open_study(settings)
         tracker = Tracker(job_settings.tracking.uri, job_settings.tracking.experiment)
+        tracker.reap()
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(config, sweep_dir / "multirun.yaml")
@@ -407,7 +408,7 @@ def _ran_the_last_trial(ctx: _Context) -> bool:
     if not finished:
         return False
     last = max(finished, key=lambda t: t.number)
-    return last.user_attrs.get(OWNER) == f"{socket.gethostname()}:{os.getpid()}"
+    return last.user_attrs.get(OWNER) == this_process()
 
 
 def _check_space(
@@ -465,7 +466,7 @@ def _next_trial(ctx: _Context) -> Trial | None:
             time.sleep(1.0)  # another process holds the last trials; take over if it dies
             continue
         trial = study.ask(fixed_distributions=ctx.settings.space.distributions())
-        trial.set_user_attr(OWNER, f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr(OWNER, this_process())
         if _count(ctx, live) <= n:
             return trial
         # Other processes asked at the same moment: the lowest numbers keep the last places.
@@ -506,49 +507,41 @@ def _fail_stale_trials(ctx: _Context) -> None:
     optuna.storages.fail_stale_trials(study)
     while _LOST:
         _retry_lost(ctx, _LOST.pop(0))
-    host = socket.gethostname()
+    grace = 6 * ctx.settings.heartbeat_seconds
+    now = datetime.datetime.now()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = str(t.user_attrs.get(OWNER, ""))
-        owner_host, _, pid = owner.rpartition(":")
-        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
-            _tell_study(study, t.number, state=TrialState.FAIL)
-            log.info(
-                "trial %d was left running by process %s, which is gone: marked failed",
-                t.number,
-                pid,
-            )
-            _retry_lost(ctx, t.number)
+        if owner:
+            if not gone(owner):
+                continue  # alive, or on another host: Optuna's heartbeat check covers those
+            why = f"was left running by process {owner}, which is gone"
+        else:  # its process died between creating it and recording itself as its owner
+            started = t.datetime_start or now
+            if (now - started).total_seconds() < grace:
+                continue
+            why = f"has had no owner and no heartbeat for {grace} s"
+        _tell_study(study, t.number, state=TrialState.FAIL)
+        log.info("trial %d %s: marked failed", t.number, why)
+        _retry_lost(ctx, t.number)
 
 
 def _retry_lost(ctx: _Context, number: int) -> None:
-    _fail_mlflow_runs(ctx, number)
+    _interrupt_mlflow_runs(ctx, number)
     lost = ctx.study.get_trials(deepcopy=False)[number]
     if lost.params and not lost.user_attrs.get("seedhp.surplus"):
         ctx.study.enqueue_trial(lost.params, user_attrs={"seedhp.retry_of": number})
         log.info("trial %d's configuration is queued to run again", number)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _fail_mlflow_runs(ctx: _Context, trial_number: int) -> None:
+def _interrupt_mlflow_runs(ctx: _Context, trial_number: int) -> None:
     study = ctx.settings.name
     for r in ctx.tracker.search(
         f"tags.`seedhp.study` = '{study}' and tags.`seedhp.trial` = '{trial_number}'"
     ):
         if r.info.status == "RUNNING":
-            ctx.tracker.log(
-                r.info.run_id,
-                tags={"seedhp.status": "failed", "seedhp.error": "its process was killed"},
+            ctx.tracker.interrupt(
+                r.info.run_id, f"trial {trial_number} was lost: its process stopped"
             )
-            ctx.tracker.end_run(r.info.run_id, "FAILED")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -784,8 +777,11 @@ def study_parent(tracker: Tracker, study: optuna.Study, s: StudySettings, job: S
     """One MLflow parent run per study, found again by every process and every resumption."""
     mine = f"tags.`seedhp.kind` = 'study' and tags.`seedhp.study` = '{s.name}'"
     found = _earliest(tracker.search(mine))
+    # where `seedhp report --study` finds the study's runs
+    study.set_user_attr("mlflow_tracking_uri", redact(tracker.uri))
+    study.set_user_attr("mlflow_experiment", tracker.experiment_name)
     if found is not None:
-        tracker.client.update_run(found, status="RUNNING")
+        tracker.reopen(found)
         study.set_user_attr("mlflow_parent_run_id", found)
         return found
     parent = tracker.start_run(
@@ -807,7 +803,7 @@ def study_parent(tracker: Tracker, study: optuna.Study, s: StudySettings, job: S
     time.sleep(PARENT_GRACE_SECONDS)
     winner = _earliest(tracker.search(mine)) or parent
     if winner != parent:  # another process created the study's parent at the same moment
-        tracker.client.delete_run(parent)
+        tracker.delete_run(parent)
     study.set_user_attr("mlflow_parent_run_id", winner)  # optuna-dashboard -> MLflow
     return winner
 

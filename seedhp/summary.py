@@ -1,7 +1,8 @@
 """Per-configuration summary of a sweep: how much the seed alone moves the score.
 
-Pure functions over records {config_id, seed, status, value, test_acc, label}; `value` is the
-objective. Only finished runs enter the statistics; diverged, pruned and failed runs are counted.
+Pure functions over records {config_id, seed, status, value, test_acc, label, start_time};
+`value` is the objective. Each (configuration, seed) counts once (`latest_per_seed`). Only
+finished runs enter the statistics; diverged, pruned, failed and interrupted runs are counted.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+R = TypeVar("R")
 
 
 def maximize(objective: str) -> bool:
@@ -35,13 +38,43 @@ class ConfigSummary:
     n_diverged: int
     n_pruned: int
     n_failed: int
+    n_interrupted: int = 0  # stopped by Ctrl-C, SIGTERM or a process that died: not failed
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+# a terminal result (the same config and seed give it again) outranks a partial one
+_RANK = {"finished": 2, "diverged": 2, "pruned": 1}
+INTERRUPTED = ("interrupted", "running")  # a run whose process stopped (or has not) before its end
+
+
+def latest_per_seed(
+    records: Sequence[R],
+) -> tuple[list[R], list[R]]:
+    """Each (config_id, seed) once: its latest finished (or diverged) run, else its latest
+    pruned run, else its latest run of any status. Returns (kept, ignored duplicates), each in
+    the order of `records`. Records are mappings with config_id, seed, status and start_time
+    (ms; missing counts as 0), or objects with those attributes."""
+    best: dict[tuple[str, int], tuple[tuple[int, float], int]] = {}
+    for i, r in enumerate(records):
+        key = (str(_get(r, "config_id")), int(_get(r, "seed")))
+        rank = (_RANK.get(str(_get(r, "status")), 0), float(_get(r, "start_time", 0) or 0))
+        if key not in best or rank >= best[key][0]:
+            best[key] = (rank, i)
+    keep = {i for _, i in best.values()}
+    kept = [r for i, r in enumerate(records) if i in keep]
+    return kept, [r for i, r in enumerate(records) if i not in keep]
+
+
+def _get(r: Any, key: str, *default: Any) -> Any:
+    return r.get(key, *default) if isinstance(r, Mapping) else getattr(r, key, *default)
+
+
 def summarize(records: Sequence[Mapping[str, Any]], objective: str) -> list[ConfigSummary]:
-    """One summary per config_id, in order of first appearance."""
+    """One summary per config_id, in order of first appearance; each (config_id, seed) is
+    counted once (latest_per_seed)."""
+    records, _ = latest_per_seed(records)
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for r in records:
         groups.setdefault(str(r["config_id"]), []).append(r)
@@ -71,7 +104,11 @@ def summarize(records: Sequence[Mapping[str, Any]], objective: str) -> list[Conf
                 test_mean=statistics.fmean(tests) if tests else nan,
                 n_diverged=sum(r["status"] == "diverged" for r in rows),
                 n_pruned=sum(r["status"] == "pruned" for r in rows),
-                n_failed=sum(r["status"] not in ("finished", "diverged", "pruned") for r in rows),
+                n_failed=sum(
+                    r["status"] not in ("finished", "diverged", "pruned", *INTERRUPTED)
+                    for r in rows
+                ),
+                n_interrupted=sum(r["status"] in INTERRUPTED for r in rows),
             )
         )
     return out
@@ -82,7 +119,7 @@ def format_table(summaries: Sequence[ConfigSummary], objective: str) -> str:
     head = (
         f"{'config_id':<12}  {'n':>4}  {'mean':>7}  {'std':>7}  {'min':>7}  {'max':>7}  "
         f"{'gap':>7}  {'median':>7}  {'best seed':>9}  {'worst seed':>10}  {'test mean':>9}  "
-        f"{'diverged':>8}  {'pruned':>6}  {'failed':>6}  configuration"
+        f"{'diverged':>8}  {'pruned':>6}  {'failed':>6}  {'interrupted':>11}  configuration"
     )
     lines = [f"{objective} over seeds, per configuration:", head]
     for s in summaries:
@@ -90,7 +127,7 @@ def format_table(summaries: Sequence[ConfigSummary], objective: str) -> str:
             f"{s.config_id:<12}  {s.n:>4}  {s.mean:>7.4f}  {s.std:>7.4f}  {s.min:>7.4f}  "
             f"{s.max:>7.4f}  {s.gap:>7.4f}  {s.median:>7.4f}  {_seed(s.best_seed):>9}  "
             f"{_seed(s.worst_seed):>10}  {s.test_mean:>9.4f}  {s.n_diverged:>8}  "
-            f"{s.n_pruned:>6}  {s.n_failed:>6}  "
+            f"{s.n_pruned:>6}  {s.n_failed:>6}  {s.n_interrupted:>11}  "
             f"{s.label}"
         )
     return "\n".join(lines)

@@ -26,7 +26,8 @@ from seedhp.config import Settings, check_seed
 from seedhp.errors import ConfigError
 from seedhp.job import check, exit_on_config_error
 from seedhp.report import at_end
-from seedhp.summary import ConfigSummary, format_table, summarize
+from seedhp.reuse import finished_runs, mark_reused, sweep_runs
+from seedhp.summary import ConfigSummary, format_table, latest_per_seed, summarize
 from seedhp.tracking import Tracker, metric, run_rows
 from seedhp.urls import redact
 
@@ -66,12 +67,15 @@ def expand(overrides: Sequence[Override]) -> list[list[str]]:
 
 
 def configurations(jobs: Sequence[Sequence[str]]) -> dict[tuple[str, ...], list[str]]:
-    """Jobs grouped by configuration: everything but their `seed` override."""
+    """Each configuration's first job: configurations are jobs without their `seed` override."""
     groups: dict[tuple[str, ...], list[str]] = {}
     for job in jobs:
-        key = tuple(o for o in job if o.split("=", 1)[0].lstrip("+") != "seed")
-        groups.setdefault(key, list(job))
+        groups.setdefault(_key(job), list(job))
     return groups
+
+
+def _key(job: Sequence[str]) -> tuple[str, ...]:
+    return tuple(o for o in job if o.split("=", 1)[0].lstrip("+") != "seed")
 
 
 def grid_sweep(
@@ -82,21 +86,33 @@ def grid_sweep(
     arguments: list[str],
     max_batch_size: int | None,
     with_summary: bool = True,
+    reuse: bool = True,
 ) -> list[Sequence[JobReturn]]:
     parser = OverridesParser.create(config_loader=hydra_context.config_loader)
     with exit_on_config_error():
         jobs = expand(parser.parse_overrides([f"{k}={v}" for k, v in params.items()] + arguments))
+        groups = configurations(jobs)
         checked = [
-            check(hydra_context.config_loader.load_sweep_config(config, job))
-            for job in configurations(jobs).values()
+            check(hydra_context.config_loader.load_sweep_config(config, job))[0]
+            for job in groups.values()
         ]
-    settings = checked[0][0]
-    log.info("sweep: %d seed-runs over %d configuration(s), all checked", len(jobs), len(checked))
+    settings = checked[0]
+    tracker = Tracker(settings.tracking.uri, settings.tracking.experiment)
+    tracker.reap()
+    done = _finished(tracker, jobs, groups, checked) if reuse else {}
+    log.info(
+        "sweep: %d seed-runs over %d configuration(s), all checked%s",
+        len(jobs),
+        len(checked),
+        f"; {len(done)} already finished in the store are reused "
+        f"(hydra.sweeper.reuse=false trains them again), {len(jobs) - len(done)} to train"
+        if done
+        else "",
+    )
 
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(config, sweep_dir / "multirun.yaml")
-    tracker = Tracker(settings.tracking.uri, settings.tracking.experiment)
     parent = tracker.start_run(
         f"sweep {sweep_dir.name}",
         {
@@ -104,32 +120,67 @@ def grid_sweep(
             "seedhp.sweep_dir": str(sweep_dir.resolve()),
             "seedhp.command": " ".join(arguments),
             "seedhp.objective": settings.objective,
+            **{k: v for k, v in settings.tracking.tags.items() if k == "seedhp.reseed_of"},
         },
         parent_id=settings.tracking.parent_run_id,
     )
-    jobs = [[*job, f"tracking.parent_run_id={parent}"] for job in jobs]
+    mark_reused(tracker, list(done.values()), parent, settings.tracking.role)
+    todo = [
+        [*job, f"tracking.parent_run_id={parent}"] for i, job in enumerate(jobs) if i not in done
+    ]
     returns: list[Sequence[JobReturn]] = []
     status = "FAILED"
     try:
-        batch = max_batch_size or len(jobs)
-        for start in range(0, len(jobs), batch):
-            returns.append(launcher.launch(jobs[start : start + batch], initial_job_idx=start))
-        at_end.reseed(tracker, parent, settings, launcher, first_job_idx=len(jobs))
+        batch = max_batch_size or len(todo) or 1
+        first = next_job_number(sweep_dir)  # a re-run in the same directory adds, never overwrites
+        for start in range(0, len(todo), batch):
+            returns.append(launcher.launch(todo[start : start + batch], first + start))
+        at_end.reseed(tracker, parent, settings, launcher, next_job_number(sweep_dir))
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     finally:
         failed = [r for rs in returns for r in rs if r.status == JobStatus.FAILED]
-        summaries = _close_parent(tracker, parent, settings, sweep_dir, status, failed)
+        summaries = _close_parent(tracker, parent, settings, sweep_dir, status, failed, len(done))
         report = (
             at_end.report(tracker, parent, settings, sweep_dir) if status == "FINISHED" else None
         )
         if with_summary:
-            print(_report(summaries, settings, tracker, parent, sweep_dir, failed), flush=True)
+            print(
+                _report(summaries, settings, tracker, parent, sweep_dir, failed, len(done)),
+                flush=True,
+            )
         if report is not None:
             print(f"Report: {report}", flush=True)
     return returns
+
+
+def _finished(
+    tracker: Tracker,
+    jobs: Sequence[Sequence[str]],
+    groups: dict[tuple[str, ...], list[str]],
+    checked: Sequence[Settings],
+) -> dict[int, Any]:
+    """Job index -> the finished seed-run it would repeat, for jobs that have one."""
+    config_ids = {key: s.config_id for key, s in zip(groups, checked, strict=True)}
+    default_seed = {key: s.seed for key, s in zip(groups, checked, strict=True)}
+    wanted: dict[tuple[str, ...], dict[int, int]] = {}  # configuration -> seed -> job index
+    for i, job in enumerate(jobs):
+        key = _key(job)
+        seeds = [int(o.split("=", 1)[1]) for o in job if o.split("=", 1)[0] == "seed"]
+        wanted.setdefault(key, {})[seeds[0] if seeds else default_seed[key]] = i
+    done = {}
+    for key, by_seed in wanted.items():
+        for seed, run in finished_runs(tracker, config_ids[key], by_seed).items():
+            done[by_seed[seed]] = run
+    return done
+
+
+def next_job_number(sweep_dir: Path) -> int:
+    """One past the highest numbered job directory in the sweep directory (0 in a new one)."""
+    numbers = [int(p.name) for p in sweep_dir.iterdir() if p.name.isdigit() and p.is_dir()]
+    return max(numbers, default=-1) + 1
 
 
 def _close_parent(
@@ -139,11 +190,12 @@ def _close_parent(
     sweep_dir: Path,
     status: str,
     failed: list[JobReturn],
+    n_reused: int,
 ) -> list[ConfigSummary]:
-    # the sweep's own seed-runs: fresh-seed re-runs of its winners are the report's business
-    rows = [
-        r for r in run_rows(tracker.children(parent), settings.objective) if r["role"] != "reseed"
-    ]
+    rows = run_rows(sweep_runs(tracker, parent), settings.objective, parent)
+    if settings.tracking.role != "reseed":  # fresh-seed re-runs of its winners: the report's
+        rows = [r for r in rows if r["role"] != "reseed"]
+    rows, duplicates = latest_per_seed(rows)
     summaries = summarize(rows, settings.objective)
     table = format_table(summaries, settings.objective)
     (sweep_dir / "summary.txt").write_text(table + "\n")
@@ -152,6 +204,8 @@ def _close_parent(
             {
                 "objective": settings.objective,
                 "parent_run_id": parent,
+                "reused_runs": n_reused,
+                "ignored_duplicates": [d["run_id"] for d in duplicates],
                 "configurations": [_nan_to_none(s.as_dict()) for s in summaries],
             },
             indent=2,
@@ -159,7 +213,11 @@ def _close_parent(
     )
     tracker.log_artifact(parent, sweep_dir / "summary.txt")
     tracker.log_artifact(parent, sweep_dir / "summary.json")
-    metrics = [metric("seed_runs", len(rows)), metric("failed_runs", len(failed))]
+    metrics = [
+        metric("seed_runs", len(rows)),
+        metric("failed_runs", len(failed)),
+        metric("reused_runs", n_reused),
+    ]
     if len(summaries) == 1:  # one configuration: its seed statistics on the parent itself
         s = summaries[0]
         metrics += [
@@ -188,8 +246,14 @@ def _report(
     parent: str,
     sweep_dir: Path,
     failed: list[JobReturn],
+    n_reused: int,
 ) -> str:
     lines = ["", format_table(summaries, settings.objective)]
+    if n_reused:
+        lines.append(
+            f"{n_reused} seed-run(s) had finished before and were reused, not trained again "
+            "(hydra.sweeper.reuse=false trains them again)"
+        )
     if failed:
         lines.append(
             f"{len(failed)} seed-run(s) failed; their errors are in their MLflow runs "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from seedhp.errors import ConfigError
 from seedhp.locks import sqlite_lock
+from seedhp.owner import gone, this_process
 from seedhp.urls import redact
 
 if TYPE_CHECKING:
@@ -28,7 +30,13 @@ if TYPE_CHECKING:
 # MLflow prints "View run ... at: <url>" on stdout for every run that ends on an HTTP server:
 # one line per seed-run in a 10,000-seed sweep. Set it to false to have them.
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+log = logging.getLogger("seedhp")
 PARENT_TAG = "mlflow.parentRunId"
+OWNER_TAG = "seedhp.owner"  # host:pid:start of the process that created the run
+HEARTBEAT_TAG = "seedhp.heartbeat"  # unix seconds: its process was alive then
+REUSED_BY = "seedhp.reused_by."  # + parent run id: a sweep that counts this run as its own
+HEARTBEAT_SECONDS = 30.0  # a process with open runs stamps one of them this often
+STALE_SECONDS = 300.0  # a RUNNING run of another host with no stamp for this long is KILLED
 _MAX_PARAMS, _MAX_TAGS, _MAX_ITEMS = 100, 100, 1000  # MLflow's log_batch limits
 
 
@@ -46,6 +54,7 @@ class Tracker:
         with sqlite_lock(uri):
             self.client = _client(uri)
             self.experiment_id = _experiment_id(self.client, uri, experiment)
+        self.heartbeat = _heartbeat(uri)
 
     def start_run(
         self,
@@ -54,12 +63,17 @@ class Tracker:
         parent_id: str | None = None,
         params: Mapping[str, str] | None = None,
     ) -> str:
-        all_tags = {**tags, **({PARENT_TAG: parent_id} if parent_id else {})}
-        run = self.client.create_run(self.experiment_id, run_name=name, tags=dict(all_tags))
-        run_id = run.info.run_id
+        all_tags = {
+            **tags,
+            OWNER_TAG: this_process(),
+            **({PARENT_TAG: parent_id} if parent_id else {}),
+        }
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+        run_id = str(run.info.run_id)
+        self.heartbeat.opened(run_id)
         if params:
             self.log(run_id, params=params)
-        return str(run_id)
+        return run_id
 
     def log(
         self,
@@ -95,6 +109,56 @@ class Tracker:
     def end_run(self, run_id: str, status: str) -> None:
         """status: FINISHED | FAILED | KILLED."""
         self.client.set_terminated(run_id, status)
+        self.heartbeat.closed(run_id)
+
+    def reopen(self, run_id: str) -> None:
+        """Mark a parent run RUNNING again, owned by this process (a resumed or shared study)."""
+        self.client.update_run(run_id, status="RUNNING")
+        self.log(run_id, tags={OWNER_TAG: this_process()})
+        self.heartbeat.opened(run_id)
+
+    def delete_run(self, run_id: str) -> None:
+        """Set aside (soft-delete: `mlflow gc` erases it) a run that was never finished."""
+        self.client.delete_run(run_id)
+        self.heartbeat.closed(run_id)
+
+    def interrupt(self, run_id: str, reason: str) -> None:
+        """End a run that its process could not finish: KILLED, with why in its tags."""
+        self.log(run_id, tags={"seedhp.status": "interrupted", "seedhp.interrupted": reason})
+        self.end_run(run_id, "KILLED")
+
+    def reap(self) -> list[str]:
+        """Mark the runs of this experiment that were left RUNNING by a process that is gone
+        as KILLED (seedhp.status=interrupted, seedhp.interrupted says why): on this host when
+        the process no longer exists, elsewhere after STALE_SECONDS without a heartbeat.
+        Returns the runs marked. Runs seedhp did not create (no owner tag) are left alone."""
+        by_owner: dict[str, list[Run]] = {}
+        for r in self.search("attributes.status = 'RUNNING'"):
+            if OWNER_TAG in r.data.tags:
+                by_owner.setdefault(r.data.tags[OWNER_TAG], []).append(r)
+        now, reaped = time.time(), []
+        for owner, runs in by_owner.items():
+            dead = gone(owner)
+            if dead is None:  # another host: only its heartbeat can tell
+                last = max(
+                    max(float(r.data.tags.get(HEARTBEAT_TAG, 0)), r.info.start_time / 1000)
+                    for r in runs
+                )
+                if now - last <= STALE_SECONDS:
+                    continue
+                reason = f"no heartbeat from process {owner} for {now - last:.0f} s"
+            elif dead:
+                reason = f"its process {owner} is gone"
+            else:
+                continue
+            for r in runs:
+                self.interrupt(r.info.run_id, reason)
+                reaped.append(r.info.run_id)
+        if reaped:
+            log.info(
+                "%d run(s) left RUNNING by processes that are gone: marked KILLED", len(reaped)
+            )
+        return reaped
 
     def children(self, parent_id: str) -> list[Run]:
         """Every run nested under `parent_id`, all pages."""
@@ -118,6 +182,46 @@ class Tracker:
 
     def run_url_hint(self, run_id: str) -> str:
         return f"experiment {self.experiment_id}, run {run_id}"
+
+
+class _Heartbeat:
+    """Stamps HEARTBEAT_TAG on the oldest run this process has open, every HEARTBEAT_SECONDS,
+    so that a process on another host can tell a live run from one whose process died. One
+    request per interval per store, however many runs are open (a pack of 256 seeds costs what
+    one seed does)."""
+
+    def __init__(self, client: MlflowClient) -> None:
+        self.client = client
+        self.open: dict[str, None] = {}  # run ids in the order they were opened
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def opened(self, run_id: str) -> None:
+        with self.lock:
+            self.open[run_id] = None
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._beat, daemon=True, name="heartbeat")
+                self.thread.start()
+
+    def closed(self, run_id: str) -> None:
+        with self.lock:
+            self.open.pop(run_id, None)
+
+    def _beat(self) -> None:
+        while True:
+            time.sleep(HEARTBEAT_SECONDS)
+            with self.lock:
+                oldest = next(iter(self.open), None)
+            if oldest is not None:
+                try:
+                    self.client.set_tag(oldest, HEARTBEAT_TAG, f"{time.time():.0f}")
+                except Exception as err:  # a store that hiccups must not end the process
+                    log.debug("heartbeat not recorded: %s", err)
+
+
+@lru_cache(maxsize=8)
+def _heartbeat(uri: str) -> _Heartbeat:
+    return _Heartbeat(_client(uri))
 
 
 def check_reachable(uri: str) -> None:
@@ -189,8 +293,29 @@ def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
 
 
-def run_rows(runs: Iterable[Run], objective: str) -> list[dict[str, Any]]:
-    """Flatten MLflow runs into the records seedhp.summary needs."""
+def status(r: Run) -> str:
+    """A seed-run's outcome: its seedhp.status tag (finished, diverged, pruned, failed,
+    interrupted), or what MLflow's own status says when the tag is missing."""
+    tag = r.data.tags.get("seedhp.status")
+    if tag and not (tag == "running" and r.info.status != "RUNNING"):
+        return str(tag)
+    return {"FAILED": "failed", "KILLED": "interrupted", "FINISHED": "finished"}.get(
+        r.info.status, "running"
+    )
+
+
+def role(r: Run, parent: str | None = None) -> str:
+    """run | trial | reseed | baseline: the run's own, or the one the sweep `parent` that
+    reuses it gave it."""
+    tags = r.data.tags
+    return str(tags.get(f"{REUSED_BY}{parent}") or tags.get("seedhp.role", "run"))
+
+
+def run_rows(
+    runs: Iterable[Run], objective: str, parent: str | None = None
+) -> list[dict[str, Any]]:
+    """Flatten MLflow runs into the records seedhp.summary needs; a run that the sweep
+    `parent` reuses plays the role that sweep gave it."""
     rows = []
     for r in runs:
         tags, metrics = r.data.tags, r.data.metrics
@@ -201,13 +326,12 @@ def run_rows(runs: Iterable[Run], objective: str) -> list[dict[str, Any]]:
                 "run_id": r.info.run_id,
                 "config_id": tags["config_id"],
                 "seed": int(tags["seed"]),
-                "status": tags.get(
-                    "seedhp.status", "failed" if r.info.status == "FAILED" else "running"
-                ),
+                "status": status(r),
                 "value": metrics.get(objective, float("nan")),
                 "test_acc": metrics.get("test_acc", float("nan")),
                 "label": tags.get("seedhp.label", tags["config_id"]),
-                "role": tags.get("seedhp.role", "run"),
+                "role": role(r, parent),
+                "start_time": r.info.start_time,
             }
         )
     return rows

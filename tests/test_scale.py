@@ -76,6 +76,14 @@ def _server_runs(tracking: str) -> list:  # type: ignore[type-arg]
     return [] if exp is None else list(client.search_runs([exp.experiment_id], max_results=5000))
 
 
+def _training(tracking: str, trial: int) -> bool:
+    """Has trial `trial` MLflow seed-runs that are RUNNING (a condition, not a moment)?"""
+    return any(
+        r.info.status == "RUNNING" and r.data.tags.get("seedhp.trial") == str(trial)
+        for r in _server_runs(tracking)
+    )
+
+
 def test_three_workers_share_a_study_and_survive_a_killed_one(
     services: dict[str, str], tmp_path: Path
 ) -> None:
@@ -118,11 +126,12 @@ def test_three_workers_share_a_study_and_survive_a_killed_one(
             continue  # not created yet
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if (
-                str(t.user_attrs.get("seedhp.owner", "")).endswith(f":{victim.pid}")
+                f":{victim.pid}:" in str(t.user_attrs.get("seedhp.owner", ""))
                 and len(t.user_attrs.get("seed_scores", {})) == 0
                 and t.number >= 2
+                and _training(tracking, t.number)
             ):
-                victim.send_signal(signal.SIGKILL)  # mid-trial: its seeds are training
+                victim.send_signal(signal.SIGKILL)  # mid-trial: its seed-runs exist, training
                 killed_trial = t.number
                 break
     assert killed_trial is not None, "the worker never started a trial"
@@ -155,7 +164,8 @@ def test_three_workers_share_a_study_and_survive_a_killed_one(
     owners = {t.user_attrs["seedhp.owner"] for t in finished}
     assert len(owners) >= 2  # shared by the surviving workers
     killed_runs = [r for r in runs if r.data.tags.get("seedhp.trial") == str(killed_trial)]
-    assert killed_runs and all(r.info.status == "FAILED" for r in killed_runs)
+    assert killed_runs and all(r.info.status == "KILLED" for r in killed_runs)
+    assert all(r.data.tags["seedhp.status"] == "interrupted" for r in killed_runs)
     everything = "\n".join(outs)
     assert "s3cret-pw" not in everything  # the password never printed
     assert all("s3cret-pw" not in str(r.data.params) + str(r.data.tags) for r in runs)

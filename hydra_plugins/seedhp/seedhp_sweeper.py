@@ -22,6 +22,7 @@ class SeedhpSweeperConf:
     max_batch_size: int | None = None  # jobs handed to the launcher at once; null: all
     params: dict[str, str] | None = None  # sweep overrides kept in config (the CLI wins)
     summary: bool = True  # print and log the per-configuration summary at the end
+    reuse: bool = True  # a (configuration, seed) already finished in the store is not retrained
 
 
 ConfigStore.instance().store(
@@ -35,10 +36,12 @@ class SeedhpSweeper(Sweeper):
         max_batch_size: int | None = None,
         params: dict[str, str] | None = None,
         summary: bool = True,
+        reuse: bool = True,
     ) -> None:
         self.max_batch_size = max_batch_size
         self.params = dict(params or {})
         self.summary = summary
+        self.reuse = reuse
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher: Launcher | None = None
@@ -63,4 +66,5 @@ class SeedhpSweeper(Sweeper):
             list(arguments),
             self.max_batch_size,
             self.summary,
+            self.reuse,
         )

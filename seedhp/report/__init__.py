@@ -21,9 +21,11 @@ def build_report(
     out_dir: Path,
     options: Options | None = None,
     log_artifacts: bool = True,
+    key: str = "--run",
 ) -> Path:
     """Write the report of one sweep or study (parent_id) or of the whole experiment (None);
-    returns the path of its report.html. (matplotlib is imported only now.)"""
+    returns the path of its report.html. (matplotlib is imported only now.) `key` names the
+    argument that chose the parent, for errors."""
     from seedhp.report.build import build_report as build
 
-    return build(tracker, parent_id, out_dir, options, log_artifacts)
+    return build(tracker, parent_id, out_dir, options, log_artifacts, key)

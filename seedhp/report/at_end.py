@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from hydra.plugins.launcher import Launcher
-
-from seedhp.config import Settings
+from seedhp.config import Settings, TrackingSettings
 from seedhp.errors import ConfigError
 from seedhp.report.collect import collect
 from seedhp.report.reseed import plan
+from seedhp.reuse import finished_runs, mark_reused
 from seedhp.tracking import Tracker
+
+if TYPE_CHECKING:
+    from hydra.plugins.launcher import Launcher
 
 log = logging.getLogger("seedhp")
 
@@ -21,24 +24,58 @@ def reseed(
     tracker: Tracker, parent: str, settings: Settings, launcher: Launcher, first_job_idx: int
 ) -> int:
     """Launch the fresh-seed runs both winners still lack, nested under `parent` with role
-    reseed; returns how many were launched."""
+    reseed, in the sweep's own store and experiment; a fresh seed that already has a finished
+    run of the winner's configuration in the store is reused. Returns how many were launched."""
     n = settings.report.fresh_seeds
     if n < 1:
         return 0
-    jobs = [
-        [
-            *item.overrides,
-            f"seed={seed}",
-            f"tracking.parent_run_id={parent}",
-            "tracking.role=reseed",
+    jobs, reused = [], []
+    for item in plan(collect(tracker, parent), n):
+        done = finished_runs(tracker, item.config_id, item.seeds)
+        reused += list(done.values())
+        jobs += [
+            [
+                *item.overrides,
+                f"seed={seed}",
+                *runtime_overrides(settings.tracking),
+                f"tracking.label={quote(item.label)}",
+                f"tracking.parent_run_id={parent}",
+                "tracking.role=reseed",
+            ]
+            for seed in item.seeds
+            if seed not in done
         ]
-        for item in plan(collect(tracker, parent), n)
-        for seed in item.seeds
-    ]
+    mark_reused(tracker, reused, parent, "reseed")
+    if jobs or reused:
+        log.info(
+            "re-running both winners on %d fresh seeds: %d seed-runs (%d reused)",
+            n,
+            len(jobs),
+            len(reused),
+        )
     if jobs:
-        log.info("re-running both winners on %d fresh seeds: %d seed-runs", n, len(jobs))
         launcher.launch(jobs, initial_job_idx=first_job_idx)
     return len(jobs)
+
+
+def runtime_overrides(t: TrackingSettings) -> list[str]:
+    """Where a sweep records, as overrides for the jobs it adds (a seed-run's own overrides,
+    which re-create its configuration, leave tracking out)."""
+    return [
+        f"tracking.uri={quote(t.uri)}",
+        f"tracking.experiment={quote(t.experiment)}",
+        f"tracking.save_predictions={str(t.save_predictions).lower()}",
+        *(
+            f"++tracking.tags.{k}={quote(v)}"
+            for k, v in t.tags.items()
+            if not k.startswith("seedhp.")
+        ),
+    ]
+
+
+def quote(value: str) -> str:
+    """A string as a quoted Hydra override value (':' and '/' stay plain, quotes escaped)."""
+    return "'" + value.replace("'", "\\'") + "'"
 
 
 def report(tracker: Tracker, parent: str, settings: Settings, sweep_dir: Path) -> Path | None:

@@ -22,12 +22,16 @@ def build_report(
     out_dir: Path,
     options: Options | None = None,
     log_artifacts: bool = True,
+    key: str = "--run",
 ) -> Path:
-    """Write the report of one sweep or study (parent_id) or of the whole experiment (None)."""
-    rs = collect(tracker, parent_id)
+    """Write the report of one sweep or study (parent_id) or of the whole experiment (None).
+    `key` names what chose the parent, for the error when it has nothing to report on."""
+    rs = collect(tracker, parent_id, key)
     if not [r for r in rs.runs if r.status == "finished"]:
         raise ConfigError(
-            "--run", parent_id or tracker.experiment_name, "has no finished seed-run to report on"
+            key if parent_id else "--all",
+            parent_id or tracker.experiment_name,
+            "has no finished seed-run to report on",
         )
     numbers = compute(
         rs,

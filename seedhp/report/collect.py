@@ -15,8 +15,10 @@ import numpy as np
 
 from seedhp.contrast import SeedRun
 from seedhp.errors import ConfigError
-from seedhp.summary import maximize
-from seedhp.tracking import PARENT_TAG, Tracker
+from seedhp.reuse import reused_runs, sweep_runs
+from seedhp.summary import latest_per_seed, maximize
+from seedhp.tracking import PARENT_TAG, Tracker, role, status
+from seedhp.urls import redact
 
 EPOCH_CURVES = ("val_acc", "val_loss", "train_loss")  # objectives with a per-epoch curve
 
@@ -34,6 +36,9 @@ class RunSet:
     sampler: str | None = None  # a study's sampler: random draws make expected-max exact
     split_sizes: dict[str, dict[str, int]] = field(default_factory=dict)  # config -> n_val, n_test
     command: str = ""
+    duplicates: list[SeedRun] = field(default_factory=list)  # (config, seed) counted already
+    tracking_uri: str = ""  # the store it came from, passwords redacted
+    experiment: str = "seedhp"
 
     @property
     def maximize(self) -> bool:
@@ -44,58 +49,92 @@ class RunSet:
         return self.objective if self.objective in EPOCH_CURVES else "val_acc"
 
 
-def collect(tracker: Tracker, parent_id: str | None = None) -> RunSet:
-    """The seed-runs of one sweep or study (parent_id), or of the whole experiment."""
+def collect(tracker: Tracker, parent_id: str | None = None, key: str = "--run") -> RunSet:
+    """The seed-runs of one sweep or study (parent_id: its children, the runs it reuses and the
+    fresh-seed runs that re-evaluate it), or of the whole experiment. Each (configuration,
+    seed) counts once: the latest finished run; the others are listed in `duplicates`.
+    `key` names the argument that chose the parent, for the error when there is no such run."""
     if parent_id is None:
-        parent, runs = None, tracker.search("tags.config_id != ''")
+        parent, roles = None, [(r, role(r)) for r in tracker.search("tags.config_id != ''")]
     else:
         try:
             parent = tracker.client.get_run(parent_id)
         except Exception:
-            raise ConfigError("--run", parent_id, "no such MLflow run in this store") from None
-        runs = tracker.children(parent_id) + tracker.search(
-            f"tags.`seedhp.reseed_of` = '{parent_id}'"
-        )
-    seed_runs = [r for r in runs if "config_id" in r.data.tags and "seed" in r.data.tags]
+            raise ConfigError(key, parent_id, "no such MLflow run in this store") from None
+        roles = [(r, role(r, parent_id)) for r in sweep_runs(tracker, parent_id)]
+        for r in tracker.search(f"tags.`seedhp.reseed_of` = '{parent_id}'"):
+            if "config_id" in r.data.tags:
+                roles.append((r, "reseed"))
+            elif r.data.tags.get("seedhp.kind") == "reseed":  # a `seedhp reseed` sweep
+                roles += [(x, "reseed") for x in reused_runs(tracker, r.info.run_id)]
+    unique: dict[str, tuple[Any, str]] = {}
+    for r, rl in roles:
+        if "config_id" in r.data.tags and "seed" in r.data.tags:
+            unique.setdefault(r.info.run_id, (r, rl))
+    seed_runs = [r for r, _ in unique.values()]
     tags = parent.data.tags if parent is not None else {}
     objective = tags.get("seedhp.objective") or _objective_of(seed_runs)
     test_metric = "test_loss" if objective.endswith("loss") else "test_acc"
     kind = tags.get("seedhp.kind", "experiment")
     title = tags.get("mlflow.runName", f"experiment {tracker.experiment_name}")
+    kept, duplicates = latest_per_seed([_seed_run(r, rl) for r, rl in unique.values()])
     return RunSet(
         title=title,
         kind=kind,
         parent_id=parent_id,
         objective=objective,
         test_metric=test_metric,
-        runs=[_seed_run(r) for r in seed_runs],
+        runs=kept,
         sampler=tags.get("seedhp.sampler"),
         split_sizes=_split_sizes(seed_runs),
         command=tags.get("seedhp.command", ""),
+        duplicates=duplicates,
+        tracking_uri=redact(tracker.uri),
+        experiment=tracker.experiment_name,
     )
 
 
-def study_parent(storage: str, study_name: str) -> str:
-    """The MLflow parent run of an Optuna study, from the study's user attributes."""
+@dataclass(frozen=True)
+class StudySource:
+    """Where an Optuna study's seed-runs are: its MLflow parent run, store and experiment."""
+
+    run_id: str
+    tracking_uri: str | None
+    experiment: str | None
+
+
+def study_parent(storage: str, study_name: str) -> StudySource:
+    """The MLflow parent run of an Optuna study, and the store it is in, from the study's user
+    attributes (seedhp's optuna sweeper records them)."""
     import optuna
 
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
-        raise ConfigError("--study", study_name, f"no such study in {storage}") from None
-    parent = study.user_attrs.get("mlflow_parent_run_id")
+        raise ConfigError("--study", study_name, f"no such study in {redact(storage)}") from None
+    attrs = study.user_attrs
+    parent = attrs.get("mlflow_parent_run_id")
     if not parent:
         raise ConfigError(
             "--study",
             study_name,
             "the study has no MLflow parent run (not run by seedhp's optuna sweeper)",
         )
-    return str(parent)
+    uri = attrs.get("mlflow_tracking_uri")
+    if uri and "***" in str(uri):
+        raise ConfigError(
+            "--study",
+            study_name,
+            f"its MLflow store {uri} needs a password: give it with --tracking-uri",
+        )
+    return StudySource(str(parent), uri and str(uri), attrs.get("mlflow_experiment"))
 
 
 def latest_parent(tracker: Tracker) -> str:
     """The most recent sweep or study parent run of the experiment."""
-    parents = tracker.search("tags.`seedhp.kind` IN ('sweep', 'study')")
+    parents = [  # one search per kind: MLflow's filter has no IN for tags
+        r for kind in ("sweep", "study") for r in tracker.search(f"tags.`seedhp.kind` = '{kind}'")
+    ]
     if not parents:
         raise ConfigError(
             "tracking.experiment",
@@ -135,9 +174,8 @@ def predictions(
     return out
 
 
-def _seed_run(r: Any) -> SeedRun:
+def _seed_run(r: Any, role: str) -> SeedRun:
     tags = r.data.tags
-    status = tags.get("seedhp.status") or ("failed" if r.info.status == "FAILED" else "running")
     try:
         overrides = tuple(json.loads(tags.get("seedhp.overrides", "[]")))
     except ValueError:
@@ -147,13 +185,14 @@ def _seed_run(r: Any) -> SeedRun:
         config_id=tags["config_id"],
         label=tags.get("seedhp.label", tags["config_id"]),
         seed=int(tags["seed"]),
-        status=status,
-        role=tags.get("seedhp.role", "run"),
+        status=status(r),
+        role=role,
         metrics={k: float(v) for k, v in r.data.metrics.items()},
         strategy=tags.get("seedhp.strategy"),
         model=tags.get("seedhp.model"),
         overrides=overrides,
         has_predictions="seedhp.predictions" in tags,
+        start_time=int(r.info.start_time or 0),
     )
 
 
@@ -184,6 +223,7 @@ def is_finite(value: float | None) -> bool:
 __all__ = [
     "PARENT_TAG",
     "RunSet",
+    "StudySource",
     "collect",
     "curves",
     "latest_parent",

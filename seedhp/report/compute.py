@@ -60,6 +60,12 @@ def compute(
         "maximize": rs.maximize,
         "counts": dict(Counter(r.status for r in rs.runs if r.role != "reseed")),
         "fresh_runs": sum(len(v) for v in g.fresh.values()),
+        "duplicates": [  # runs of a (configuration, seed) counted already: a later run won
+            {"run_id": r.run_id, "config_id": r.config_id, "seed": r.seed, "status": r.status}
+            for r in rs.duplicates
+        ],
+        "tracking_uri": rs.tracking_uri,
+        "experiment": rs.experiment,
         "configurations": configs,
         "expected_max": _expected_max(all_scores, rs, multiple_configs=len(order) > 1),
         "selections": [s.as_dict() for s in selections],

@@ -25,6 +25,29 @@ code{background:#f4f4f4;padding:0 3px}
 """
 
 
+def reseed_command(n: dict[str, Any]) -> str:
+    """The `seedhp reseed` command for this report's sweep or study, on its own store."""
+    parts = ["seedhp reseed", f"--run {n['parent_run_id']}", "--seeds 20"]
+    if n.get("tracking_uri"):
+        parts.append(f"--tracking-uri '{n['tracking_uri']}'")
+    if n.get("experiment", "seedhp") != "seedhp":
+        parts.append(f"--experiment '{n['experiment']}'")
+    return " ".join(parts)
+
+
+def _duplicates(dups: list[dict[str, Any]]) -> str:
+    if not dups:
+        return ""
+    shown = ", ".join(
+        f"{d['config_id']} seed {d['seed']} ({d['status']}, run {d['run_id']})" for d in dups[:20]
+    )
+    more = f" and {len(dups) - 20} more" if len(dups) > 20 else ""
+    return (
+        f"<br>ignored {len(dups)} duplicate run(s) of a (configuration, seed) already counted "
+        f"(the latest finished run counts): {escape(shown)}{more}"
+    )
+
+
 def render(n: dict[str, Any], figures: dict[str, Path]) -> str:
     obj, test = n["objective"], n["test_metric"]
     parts = [
@@ -42,7 +65,8 @@ def render(n: dict[str, Any], figures: dict[str, Path]) -> str:
         f"{'higher' if n['maximize'] else 'lower'} is better); seed-runs: "
         + escape(", ".join(f"{v} {k}" for k, v in sorted(n["counts"].items())))
         + f"; fresh-seed re-runs: {n['fresh_runs']}"
-        f"<br>written {dt.datetime.now().isoformat(timespec='seconds')}</p>",
+        + _duplicates(n.get("duplicates", []))
+        + f"<br>written {dt.datetime.now().isoformat(timespec='seconds')}</p>",
         _audit(n["audit"]),
         _contrast(n, figures),
         _configurations(n),
@@ -98,8 +122,8 @@ def _contrast(n: dict[str, Any], figures: dict[str, Path]) -> str:
         for s in sels
     )
     note = (
-        "<p class=warn>No fresh-seed re-runs yet: run <code>seedhp reseed --run "
-        f"{escape(str(n['parent_run_id']))} --seeds 20</code> to measure the optimism.</p>"
+        "<p class=warn>No fresh-seed re-runs yet: run <code>"
+        f"{escape(reseed_command(n))}</code> to measure the optimism.</p>"
         if all(s["fresh_n"] == 0 for s in sels)
         else ""
     )

@@ -12,6 +12,7 @@ from seedhp.report.collect import RunSet
 @dataclass(frozen=True)
 class Reseed:
     config_id: str
+    label: str
     overrides: tuple[str, ...]  # re-creates the configuration (without seed and tracking keys)
     seeds: tuple[int, ...]  # fresh seeds it still lacks
 
@@ -35,5 +36,5 @@ def plan(rs: RunSet, n: int) -> list[Reseed]:
         source = next(r for r in rs.runs if r.config_id == cid and r.role != "reseed")
         todo = tuple(s for s in seeds if s not in done)
         if todo:
-            out.append(Reseed(cid, source.overrides, todo))
+            out.append(Reseed(cid, source.label, source.overrides, todo))
     return out
