@@ -40,8 +40,10 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, _interrupt)
+def entry(argv: list[str] | None = None) -> None:
+    """`python -m seedhp ARGS`: argv defaults to sys.argv[1:]."""
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
     overrides = _overrides(sys.argv[1:])
     if overrides is not None:
         with exit_on_config_error():
@@ -56,3 +58,8 @@ if __name__ == "__main__":
             flush=True,
         )
         raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupt)
+    entry()

@@ -16,7 +16,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from seedhp.errors import ConfigError
 
@@ -39,7 +39,7 @@ def preflight(overrides: Sequence[str], conf_dir: Path) -> None:
                 "no SLURM on this machine (sbatch not found); "
                 f"{str(o.value()).replace('slurm', 'local')} runs the same here",
             )
-        if o.is_hydra_override() or o.is_delete():
+        if o.is_delete():
             continue
         if o.is_sweep_override():
             if not o.is_discrete_sweep():
@@ -57,24 +57,58 @@ def preflight(overrides: Sequence[str], conf_dir: Path) -> None:
         if texts:
             firsts.append(f"{o.get_key_element()}={texts[0]}")
     try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            cfg = compose("config", overrides=firsts)
+        cfg = _compose(conf_dir, firsts)
     except ConfigCompositionException as err:
-        key = _unknown_key(str(err))
-        if key is None:
-            return
+        cause = f"\n{err.__cause__}" if err.__cause__ is not None else ""
+        raise _one_line(f"{err}{cause}", firsts, conf_dir) from None
+    except MissingConfigException:
+        return  # a group option we did not see as one: Hydra's message lists the options
+    _check_plugins(cfg)
+
+
+def _compose(conf_dir: Path, overrides: list[str]) -> DictConfig:
+    """The config with Hydra's own node (hydra.sweeper.*, hydra.launcher.*), as a run gets it."""
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        return compose("config", overrides=overrides, return_hydra_config=True)
+
+
+def _one_line(message: str, firsts: list[str], conf_dir: Path) -> ConfigError:
+    """Hydra's several-line composition error as seedhp's one line, naming the override."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    key = _unknown_key(message)
+    if key is not None:
         value = next(f.split("=", 1)[1] for f in firsts if f.split("=", 1)[0] == key)
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            base = compose("config", overrides=[f for f in firsts if f.split("=", 1)[0] != key])
+        base = _compose(conf_dir, [f for f in firsts if f.split("=", 1)[0] != key])
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(base, parent) if parent else base
         siblings = [str(k) for k in node] if OmegaConf.is_dict(node) else []
         close = difflib.get_close_matches(leaf, siblings, n=1)
         hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? " if close else ""
-        raise ConfigError(key, value, f"no such key; {hint}(+{key}=... adds a new one)") from None
-    except MissingConfigException:
-        return  # a group option we did not see as one: Hydra's message lists the options
-    del cfg
+        return ConfigError(key, value, f"no such key; {hint}(+{key}=... adds a new one)")
+    if lines and lines[0].startswith("Error merging override "):
+        key, _, value = lines[0][len("Error merging override ") :].partition("=")
+        if key in ("hydra.sweeper.sampler", "hydra.sweeper.pruner"):
+            from seedhp.study import PRUNERS, SAMPLERS
+
+            group, names = key.rsplit(".", 1)[1], SAMPLERS if key.endswith("sampler") else PRUNERS
+            return ConfigError(
+                key,
+                value,
+                f"allowed: {', '.join(names)}, chosen with hydra/sweeper/{group}=<name> "
+                f"(or hydra.sweeper.{group}.name=<name>)",
+            )
+        reason = lines[1] if len(lines) > 1 else "cannot be set here"
+        return ConfigError(key, value, reason)
+    return ConfigError("overrides", " ".join(firsts), lines[0] if lines else message)
+
+
+def _check_plugins(cfg: DictConfig) -> None:
+    """Settings of seedhp's launchers that are otherwise read only when the first job launches."""
+    target = str(OmegaConf.select(cfg, "hydra.launcher._target_", default=""))
+    if target.startswith("hydra_plugins.seedhp.packed"):
+        from seedhp.packing import Packer
+
+        Packer(OmegaConf.select(cfg, "hydra.launcher.pack_size"))
 
 
 def _check_study_option(group: str, value: object) -> None:

@@ -153,19 +153,40 @@ def run_pack(cfgs: Sequence[DictConfig], infos: Sequence[JobInfo]) -> list[float
     streams = [derive_seeds(s.seed, s.pinned) for s in settings]
     _reset_global_state(streams[0], first.deterministic)
     tracker = Tracker(first.tracking.uri, first.tracking.experiment)
-    records = []
-    for cfg, s, st, info in zip(cfgs, settings, streams, infos, strict=True):
-        run_id, params = _start_run(tracker, cfg, s, st, info, data, len(cfgs))
-        records.append(
-            _RunLog(
-                tracker,
-                run_id,
-                params,
-                s.objective,
-                verbose=not info.multirun,
-                prunable=len(cfgs) == 1,
+    records: list[_RunLog] = []
+    try:
+        for cfg, s, st, info in zip(cfgs, settings, streams, infos, strict=True):
+            run_id, params = _start_run(tracker, cfg, s, st, info, data, len(cfgs))
+            records.append(
+                _RunLog(
+                    tracker,
+                    run_id,
+                    params,
+                    s.objective,
+                    verbose=not info.multirun,
+                    prunable=len(cfgs) == 1,
+                )
             )
-        )
+        return _train_and_finish(cfgs, settings, infos, streams, data, device, tracker, records)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (a SLURM time limit): not the seeds' fault
+        for record in records:
+            if tracker.is_open(record.run_id):
+                record.send()
+                tracker.interrupt(record.run_id, "its process was interrupted (SIGINT/SIGTERM)")
+        raise
+
+
+def _train_and_finish(
+    cfgs: Sequence[DictConfig],
+    settings: Sequence[Settings],
+    infos: Sequence[JobInfo],
+    streams: Sequence[SeedStreams],
+    data: Splits,
+    device: torch.device,
+    tracker: Tracker,
+    records: Sequence[_RunLog],
+) -> list[float | BaseException]:
+    first = settings[0]
 
     def on_epoch(epoch: int, epochs: int, per_seed: list[dict[str, float] | None]) -> None:
         for record, values in zip(records, per_seed, strict=True):
@@ -188,11 +209,6 @@ def run_pack(cfgs: Sequence[DictConfig], infos: Sequence[JobInfo]) -> list[float
         tracker.end_run(record.run_id, "KILLED")
         log.debug("seed %d pruned after epoch %d", first.seed, record.epochs)
         return [record.last_objective]
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (a SLURM time limit): not the seeds' fault
-        for record in records:
-            record.send()
-            tracker.interrupt(record.run_id, "the process was interrupted (SIGINT or SIGTERM)")
-        raise
     except Exception as err:
         if len(cfgs) > 1:
             for record in records:

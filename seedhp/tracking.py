@@ -122,6 +122,10 @@ class Tracker:
         self.client.delete_run(run_id)
         self.heartbeat.closed(run_id)
 
+    def is_open(self, run_id: str) -> bool:
+        """Started by this process and not ended yet."""
+        return run_id in self.heartbeat.open
+
     def interrupt(self, run_id: str, reason: str) -> None:
         """End a run that its process could not finish: KILLED, with why in its tags."""
         self.log(run_id, tags={"seedhp.status": "interrupted", "seedhp.interrupted": reason})

@@ -56,6 +56,8 @@ def mlflow_client(outputs: Path):  # type: ignore[no-untyped-def]
 
 
 def all_runs(outputs: Path, experiment: str = "seedhp") -> list:  # type: ignore[type-arg]
+    if not (outputs / "mlflow.db").exists():
+        return []  # no store: nothing recorded (and no store created just to look)
     client = mlflow_client(outputs)
     exp = client.get_experiment_by_name(experiment)
     return [] if exp is None else list(client.search_runs([exp.experiment_id], max_results=5000))

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from seedhp.__main__ import entry
 from seedhp.models import build_seeded
 from seedhp.seeds import derive_seeds
 from tests.conftest import ROOT, all_runs, cli, cli_env, mlflow_client
@@ -90,18 +91,61 @@ BAD_INPUTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def bad_runs(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> dict[str, tuple[Path, subprocess.CompletedProcess[str]]]:
-    """All bad-input commands at once (each pays the import of torch; run them side by side)."""
+BAD_INPUTS.update(
+    {
+        "unknown sweeper key": (
+            [*OPT, "hydra.sweeper.n_trial=3"],
+            "hydra.sweeper.n_trial=3: no such key; did you mean hydra.sweeper.n_trials?",
+        ),
+        "sampler given as a value": (
+            [*OPT, "hydra.sweeper.sampler=nosuch"],
+            "hydra.sweeper.sampler=nosuch: allowed: tpe, random",
+        ),
+        "sweeper setting of the wrong type": (
+            [*OPT, "hydra.sweeper.n_trials=abc"],
+            "hydra.sweeper.n_trials=abc: Value 'abc' of type 'str' could not be converted",
+        ),
+        "bad pack size": (
+            ["-m", "seed=0,1", "hydra.launcher.pack_size=0"],
+            "hydra.launcher.pack_size=0",
+        ),
+        "empty cnn widths": (["model.widths=[]"], "model.widths=[]: a non-empty list"),
+        "empty mlp hidden": (
+            ["model=mlp", "model.hidden=[]"],
+            "model.hidden=[]: a non-empty list",
+        ),
+    }
+)
+# Each promise end to end in a process of its own, as a user meets it: a mistake the pre-flight
+# finds, one a sweep finds in its second configuration, one in the tracking store.
+IN_A_PROCESS = ("unknown key", "zero lr in a sweep", "unreachable tracking")
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_bad_input_fails_before_training_in_one_line(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In this process, through the same entry point as `python -m seedhp`."""
+    args, expected = BAD_INPUTS[name]
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        entry(list(args))
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("seedhp: error: ")]
+    assert exit_.value.code == 2, err
+    assert len(errors) == 1 and errors[0].startswith(f"seedhp: error: {expected}"), err
+    assert "secret" not in err
+    assert all_runs(tmp_path / "outputs") == []  # nothing trained, nothing recorded
+
+
+def test_bad_input_in_a_process_of_its_own(tmp_path_factory: pytest.TempPathFactory) -> None:
     procs = {}
-    for name, (args, _) in BAD_INPUTS.items():
+    for name in IN_A_PROCESS:
         cwd = tmp_path_factory.mktemp("bad")
         procs[name] = (
             cwd,
             subprocess.Popen(
-                [sys.executable, "-m", "seedhp", *args],
+                [sys.executable, "-m", "seedhp", *BAD_INPUTS[name][0]],
                 cwd=cwd,
                 text=True,
                 stdout=subprocess.PIPE,
@@ -109,22 +153,13 @@ def bad_runs(
                 env=cli_env(),
             ),
         )
-    done = {}
     for name, (cwd, p) in procs.items():
-        out, err = p.communicate(timeout=300)
-        done[name] = (cwd, subprocess.CompletedProcess(p.args, p.returncode, out, err))
-    return done
-
-
-@pytest.mark.parametrize("name", list(BAD_INPUTS))
-def test_bad_input_fails_before_training_in_one_line(name: str, bad_runs) -> None:  # type: ignore[no-untyped-def]
-    cwd, result = bad_runs[name]
-    expected = BAD_INPUTS[name][1]
-    errors = [line for line in result.stderr.splitlines() if line.startswith("seedhp: error: ")]
-    assert result.returncode == 2, result.stderr
-    assert len(errors) == 1 and errors[0].startswith(f"seedhp: error: {expected}"), result.stderr
-    assert "Traceback" not in result.stderr and "secret" not in result.stderr
-    assert all_runs(cwd / "outputs") == []  # nothing trained, nothing recorded
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 2, err
+        assert err.strip() == f"seedhp: error: {err.strip().split(': error: ', 1)[1]}"
+        assert err.strip().startswith(f"seedhp: error: {BAD_INPUTS[name][1]}"), err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert all_runs(cwd / "outputs") == []
 
 
 def test_seed_sweep_end_to_end(tmp_path: Path) -> None:

@@ -157,6 +157,32 @@ def test_a_seed_that_fails_in_a_pack_fails_alone(  # type: ignore[no-untyped-def
     assert values(alone) == [float(returns[i].return_value) for i in (0, 1, 2, 4)]
 
 
+def test_a_configuration_that_only_trains_alone_is_split_once_then_not_packed(  # type: ignore[no-untyped-def]
+    launch, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    real, sizes = seedhp.job.train, []
+
+    def alone_only(*args: Any, **kwargs: Any) -> Any:
+        sizes.append(len(args[3]))
+        if len(args[3]) > 1:
+            raise RuntimeError("this module cannot be packed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(seedhp.job, "train", alone_only)
+    returns, launcher = launch(jobs_for(range(8)), 4, "alone_only")
+    # the first pack of 4 fails, its seeds train alone; the rest are never packed again
+    assert sizes == [4] + [1] * 8
+    assert [r.status for r in returns] == [JobStatus.COMPLETED] * 8
+    assert list(launcher.packer.fits.values()) == [1]
+    client = mlflow_client(tmp_path / "alone_only")
+    [exp] = [e for e in client.search_experiments() if e.name == "seedhp"]
+    deleted = client.search_runs([exp.experiment_id], run_view_type=ViewType.DELETED_ONLY)
+    assert len(deleted) == 4  # one abandoned attempt, not one per split
+    assert sorted(int(r.data.tags["seed"]) for r in all_runs(tmp_path / "alone_only")) == list(
+        range(8)
+    )
+
+
 def test_pack_size_is_checked() -> None:
     for bad in (0, -3, "big", 2.5):
         with pytest.raises(ConfigError, match=r"hydra\.launcher\.pack_size"):

@@ -82,6 +82,8 @@ def test_report_numbers_figures_and_escaping(tmp_path: Path) -> None:
 
 
 def test_sweep_writes_a_report_that_agrees_with_mlflow(tmp_path: Path) -> None:
+    store = tmp_path / "elsewhere"  # not the default store: fresh seeds must follow the sweep
+    store.mkdir()
     result = cli(
         [
             "-m",
@@ -92,15 +94,18 @@ def test_sweep_writes_a_report_that_agrees_with_mlflow(tmp_path: Path) -> None:
             "tracking.save_predictions=true",
             "report.fresh_seeds=4",
             "report.bootstrap=500",
+            f"tracking.uri=sqlite:///{store}/mlflow.db",
         ],
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     outputs = tmp_path / "outputs"
+    assert all_runs(outputs) == []  # nothing in the default store
     [report_dir] = outputs.glob("multirun/*/report")
     assert f"Report: {report_dir.relative_to(tmp_path)}/report.html" in result.stdout
     numbers = json.loads((report_dir / "report.json").read_text())
-    runs = all_runs(outputs)
+    assert numbers["fresh_runs"] > 0 and numbers["tracking_uri"] == f"sqlite:///{store}/mlflow.db"
+    runs = all_runs(store)
     [parent] = [r for r in runs if r.data.tags.get("seedhp.kind") == "sweep"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     fresh = [r for r in children if r.data.tags["seedhp.role"] == "reseed"]
@@ -133,7 +138,7 @@ def test_sweep_writes_a_report_that_agrees_with_mlflow(tmp_path: Path) -> None:
         "selection_contrast.png",
     } <= names
     assert len([n for n in names if n.startswith("histogram_")]) == 2
-    logged = {a.path for a in mlflow_client(outputs).list_artifacts(parent.info.run_id, "report")}
+    logged = {a.path for a in mlflow_client(store).list_artifacts(parent.info.run_id, "report")}
     assert {f"report/{n}" for n in names} == logged
 
     # the same report again from the command line: the same numbers
@@ -149,6 +154,8 @@ def test_sweep_writes_a_report_that_agrees_with_mlflow(tmp_path: Path) -> None:
             "--bootstrap",
             "500",
             "--no-log",
+            "--tracking-uri",
+            f"sqlite:///{store}/mlflow.db",
         ],
         cwd=tmp_path,
         capture_output=True,
@@ -159,7 +166,13 @@ def test_sweep_writes_a_report_that_agrees_with_mlflow(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "again" / "report.json").read_text()) == numbers
 
 
-def test_reseed_command_reruns_both_winners_on_fresh_seeds_once(tmp_path: Path) -> None:
+def seedhp(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The `seedhp` command, as the README shows it."""
+    command = [str(Path(sys.executable).parent / "seedhp"), *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=cli_env())
+
+
+def test_report_and_reseed_commands_in_every_form(tmp_path: Path) -> None:
     first = cli(
         [
             "-m",
@@ -174,17 +187,9 @@ def test_reseed_command_reruns_both_winners_on_fresh_seeds_once(tmp_path: Path) 
     assert first.returncode == 0, first.stderr
     outputs = tmp_path / "outputs"
     [parent] = [r for r in all_runs(outputs) if r.data.tags.get("seedhp.kind") == "sweep"]
-    command = [
-        sys.executable,
-        "-m",
-        "seedhp.console",
-        "reseed",
-        "--run",
-        parent.info.run_id,
-        "--seeds",
-        "3",
-    ]
-    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=cli_env())
+    pid = parent.info.run_id
+
+    done = seedhp(["reseed", "--seeds", "3"], tmp_path)  # no --run: the latest sweep
     assert done.returncode == 0, done.stderr
     fresh = [r for r in all_runs(outputs) if r.data.tags.get("seedhp.role") == "reseed"]
     originals = {
@@ -196,13 +201,26 @@ def test_reseed_command_reruns_both_winners_on_fresh_seeds_once(tmp_path: Path) 
     for r in fresh:  # the same configuration, re-created from its resolved config
         assert r.data.tags["config_id"] in originals
         assert r.data.tags["seedhp.label"] == originals[r.data.tags["config_id"]]
-        assert r.data.tags["seedhp.reseed_of"] == parent.info.run_id
-    numbers = json.loads(
-        next((tmp_path / "outputs" / "reports").glob("*/report.json")).read_text()
-    )
+        assert r.data.tags["seedhp.reseed_of"] == pid
+    # the reseed sweep prints its own summary: the winners' fresh seeds
+    table = done.stdout[done.stdout.index("val_acc over seeds") :].splitlines()
+    rows = [line for line in table[2:] if line[:12] in originals]
+    assert rows and all(int(line.split()[1]) == 3 for line in rows), done.stdout
+    numbers = json.loads(next((outputs / "reports").glob(f"{pid}/report.json")).read_text())
     assert all(s["fresh_n"] == 3 for s in numbers["selections"])
-    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=cli_env())
-    assert "already have 3 fresh seeds" in again.stdout
-    assert len(
-        [r for r in all_runs(outputs) if r.data.tags.get("seedhp.role") == "reseed"]
-    ) == len(fresh)
+
+    again = seedhp(["reseed", "--run", pid, "--seeds", "3"], tmp_path)
+    assert again.returncode == 0 and "already have 3 fresh seeds" in again.stdout, again.stderr
+    reseeds = [r for r in all_runs(outputs) if r.data.tags.get("seedhp.role") == "reseed"]
+    assert len(reseeds) == len(fresh)
+
+    for form in ([], ["--run", pid]):  # the latest sweep or study, and one named
+        out = tmp_path / f"report{len(form)}"
+        report = seedhp(["report", *form, "--out", str(out), "--bootstrap", "200"], tmp_path)
+        assert report.returncode == 0, report.stderr
+        assert json.loads((out / "report.json").read_text())["parent_run_id"] == pid
+    everything = seedhp(["report", "--all", "--out", str(tmp_path / "all")], tmp_path)
+    assert everything.returncode == 0, everything.stderr
+    numbers = json.loads((tmp_path / "all" / "report.json").read_text())
+    assert numbers["kind"] == "experiment"
+    assert sum(c["objective"]["n"] for c in numbers["configurations"]) == 8  # fresh ones apart

@@ -56,6 +56,8 @@ def finished_seed_runs(outputs: Path) -> list:  # type: ignore[type-arg]
 
 
 def test_tuned_study_searches_the_seed_and_reuses_seed_runs(tmp_path: Path) -> None:
+    store = tmp_path / "store"  # its own MLflow store: `seedhp report --study` finds it
+    store.mkdir()
     result = cli(
         [
             *OPTUNA,
@@ -64,6 +66,7 @@ def test_tuned_study_searches_the_seed_and_reuses_seed_runs(tmp_path: Path) -> N
             "hydra.sweeper.n_trials=6",
             "seed=choice(1,2)",
             "optimizer.lr=choice(0.05,0.1)",
+            f"tracking.uri=sqlite:///{store}/mlflow.db",
             *FAST,
         ],
         cwd=tmp_path,
@@ -82,7 +85,7 @@ def test_tuned_study_searches_the_seed_and_reuses_seed_runs(tmp_path: Path) -> N
 
     # 6 trials over at most 4 (lr, seed) pairs: each pair trained once, the rest reused
     pairs = {(t.params["optimizer.lr"], t.params["seed"]) for t in trials}
-    runs = finished_seed_runs(outputs)
+    runs = finished_seed_runs(store)
     assert len(runs) == len(pairs) < 6
     assert len({(r.data.tags["config_id"], r.data.tags["seed"]) for r in runs}) == len(runs)
     by_id = {r.info.run_id: r for r in runs}
@@ -98,9 +101,30 @@ def test_tuned_study_searches_the_seed_and_reuses_seed_runs(tmp_path: Path) -> N
         assert (
             run.data.tags["seedhp.strategy"] == "tuned" and run.data.tags["seedhp.role"] == "trial"
         )
-    [parent] = [r for r in all_runs(outputs) if r.data.tags.get("seedhp.kind") == "study"]
+    [parent] = [r for r in all_runs(store) if r.data.tags.get("seedhp.kind") == "study"]
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in runs)
     assert study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id
+
+    # the README's form: the study's name is enough, its store is recorded in the study
+    report = subprocess.run(
+        [str(Path(sys.executable).parent / "seedhp"), "report", "--study", study.study_name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+    )
+    assert report.returncode == 0, report.stderr
+    [path] = (outputs / "reports").glob("*/report.json")
+    assert yaml.safe_load(path.read_text())["parent_run_id"] == parent.info.run_id
+    missing = subprocess.run(
+        [str(Path(sys.executable).parent / "seedhp"), "report", "--study", "nosuch"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("seedhp: error: --study=nosuch: no such study")
 
 
 def test_averaged_study_prunes_a_planted_bad_configuration(tmp_path: Path) -> None:
@@ -267,3 +291,35 @@ def test_two_processes_share_one_study(tmp_path: Path) -> None:
     runs = finished_seed_runs(outputs)
     assert len(runs) == len({(t.params["seed"], t.params["optimizer.lr"]) for t in complete})
     assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in runs)
+
+
+def test_a_trial_whose_process_died_before_it_was_owned_does_not_stall_the_study(
+    tmp_path: Path,
+) -> None:
+    """A process killed between creating a trial and recording itself as its owner leaves a
+    RUNNING trial with no owner and no heartbeat: it is failed after the grace period."""
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    storage = f"sqlite:///{outputs}/optuna.db"
+    orphan = optuna.create_study(study_name="orphan", storage=storage, direction="maximize")
+    orphan.ask()  # RUNNING, never told, never owned
+    result = cli(
+        [
+            *OPTUNA,
+            "hydra.sweeper.study_name=orphan",
+            "hydra.sweeper.n_trials=2",
+            "hydra.sweeper.heartbeat_seconds=1",  # grace: 6 s
+            "seed=choice(0,1,2)",
+            "report.enabled=false",
+            *FAST,
+        ],
+        cwd=tmp_path,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        "has had no owner and no heartbeat for 6 s: marked failed" in result.stdout + result.stderr
+    )
+    trials = study_of(outputs, "orphan").get_trials()
+    assert trials[0].state == TrialState.FAIL
+    assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 2
