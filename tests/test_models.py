@@ -50,6 +50,7 @@ def one_step(model: str, data: str, root: Path, outputs: Path) -> list[str]:
     ]
 
 
+@pytest.mark.slow  # the whole model x data grid: `make test-all`
 @pytest.mark.parametrize("data", DATA)
 @pytest.mark.parametrize("model", MODELS)
 def test_model_trains_on_data(model: str, data: str, data_root: Path, outputs: Path) -> None:

@@ -190,6 +190,7 @@ def test_pack_size_is_checked() -> None:
     assert Packer("auto").size(("x",)) == 32  # on CPU
 
 
+@pytest.mark.slow
 def test_an_averaged_study_trains_each_trial_as_one_pack(tmp_path: Path) -> None:
     """The averaged strategy hands a trial's seeds to the launcher at once: one pack per trial,
     and the trial values are those of the same study run one seed at a time."""

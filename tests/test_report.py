@@ -172,6 +172,7 @@ def seedhp(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=cli_env())
 
 
+@pytest.mark.slow
 def test_report_and_reseed_commands_in_every_form(tmp_path: Path) -> None:
     first = cli(
         [

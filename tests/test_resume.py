@@ -96,6 +96,7 @@ def test_a_killed_sweep_run_again_trains_only_what_is_missing(tmp_path: Path) ->
     assert config["n"] == 8 and summary["reused_runs"] == len(before)
 
 
+@pytest.mark.slow
 def test_sigterm_records_the_pack_as_interrupted_and_a_rerun_resumes(tmp_path: Path) -> None:
     args = [*SWEEP, "seed=range(0,6)", "train.epochs=400", "hydra.launcher.pack_size=2"]
     outputs = tmp_path / "outputs"

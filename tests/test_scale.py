@@ -25,6 +25,8 @@ from optuna.trial import TrialState
 
 from tests.conftest import ROOT, all_runs, cli, cli_env
 
+pytestmark = pytest.mark.slow  # servers, several processes, kills: `make test-all`
+
 
 def _dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)

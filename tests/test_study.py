@@ -209,6 +209,7 @@ def test_a_study_whose_trials_keep_failing_stops(tmp_path: Path) -> None:
     assert all(t.user_attrs["diverged"] for t in trials)
 
 
+@pytest.mark.slow
 def test_a_killed_study_resumes_to_exactly_n_trials(tmp_path: Path) -> None:
     args = [
         "-m",
@@ -255,6 +256,7 @@ def test_a_killed_study_resumes_to_exactly_n_trials(tmp_path: Path) -> None:
     assert not [r for r in all_runs(outputs) if r.info.status == "RUNNING"]
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_study(tmp_path: Path) -> None:
     args = [
         "-m",
