@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from seedhp import console
 from seedhp.summary import latest_per_seed
 from seedhp.tracking import HEARTBEAT_TAG, OWNER_TAG, STALE_SECONDS, Tracker
 from tests.conftest import all_runs, cli, cli_env
@@ -134,7 +135,9 @@ def test_sigterm_records_the_pack_as_interrupted_and_a_rerun_resumes(tmp_path: P
     assert len(after) == 6 and max(after.values()) == 1
 
 
-def test_reuse_false_trains_again_and_each_seed_counts_once(tmp_path: Path) -> None:
+def test_reuse_false_trains_again_and_each_seed_counts_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     args = [*SWEEP, "seed=range(0,3)", "train.epochs=2"]
     for extra in ([], ["hydra.sweeper.reuse=false"]):
         result = cli([*args, *extra], cwd=tmp_path)
@@ -143,14 +146,8 @@ def test_reuse_false_trains_again_and_each_seed_counts_once(tmp_path: Path) -> N
     assert sum(_finished_pairs(outputs).values()) == 6  # retrained on demand
     table = result.stdout[result.stdout.index("val_acc over seeds") :].splitlines()
     assert table[2].split()[1] == "3"
-    report = subprocess.run(
-        [str(Path(sys.executable).parent / "seedhp"), "report", "--all", "--out", "all"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-    )
-    assert report.returncode == 0, report.stderr
+    monkeypatch.chdir(tmp_path)
+    assert console.main(["report", "--all", "--out", "all", "--bootstrap", "200"]) == 0
     numbers = json.loads((tmp_path / "all" / "report.json").read_text())
     [config] = numbers["configurations"]
     assert config["objective"]["n"] == 3 and len(numbers["duplicates"]) == 3
