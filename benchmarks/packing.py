@@ -152,9 +152,9 @@ def main() -> None:
 
 def _data(args: argparse.Namespace) -> Splits:
     if args.data == "digits":
-        return split(load_digits(), 0.2, 0)
+        return split(load_digits(), 288, 0)
     source = load_synthetic(args.shape, 10, args.n_train, 10_000)
-    return split(source, 0.02, 0)
+    return split(source, max(1, round(0.02 * args.n_train)), 0)
 
 
 def _pack_size(

@@ -77,6 +77,7 @@ def main() -> None:
             "data.source.shape=[4]",
             "data.source.n_train=64",
             "data.source.n_test=16",
+            "data.val_size=6",
             "model=mlp",
             "model.hidden=[2]",
             "train.epochs=1",

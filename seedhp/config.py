@@ -77,7 +77,7 @@ class Settings:
     device: str
     objective: str
     deterministic: bool
-    val_fraction: float
+    val_size: int  # validation examples carved from the official train part
     tracking: TrackingSettings
     outputs: Path
     config_id: str
@@ -131,7 +131,7 @@ def parse(cfg: Mapping[str, Any]) -> Settings:
         _number(cfg["model"], "model.dropout", 0.0, 1.0, hi_open=True)
 
     data: Mapping[str, Any] = cfg["data"]
-    val_fraction = _number(data, "data.val_fraction", 0.0, 1.0, lo_open=True, hi_open=True)
+    val_size = _int(data, "data.val_size", minimum=1)
     augment = data.get("augment", "none")
     if augment not in AUGMENTS:
         raise ConfigError("data.augment", augment, f"allowed: {', '.join(AUGMENTS)}")
@@ -159,7 +159,7 @@ def parse(cfg: Mapping[str, Any]) -> Settings:
         device=str(device),
         objective=str(objective),
         deterministic=bool(train_cfg.get("deterministic", False)),
-        val_fraction=val_fraction,
+        val_size=val_size,
         tracking=tracking,
         outputs=outputs,
         config_id=config_id(cfg),

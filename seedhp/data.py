@@ -7,6 +7,7 @@ data sets) and are normalised batch by batch.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import math
 from collections.abc import Sequence
@@ -133,6 +134,33 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 
 # name -> (torchvision class, files to expect, per-channel mean, std)
+# md5 of the official uncompressed files (torchvision's MNIST classes only check they exist)
+RAW_MD5 = {
+    "MNIST": {
+        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+    },
+    "FashionMNIST": {
+        "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+        "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+        "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+    },
+}
+
+
+def md5_mismatches(raw: Path, name: str) -> list[str]:
+    """The files of `name` under `raw` that are missing or differ from the official ones."""
+    out = []
+    for file, md5 in RAW_MD5[name].items():
+        path = raw / file
+        if not path.is_file() or hashlib.md5(path.read_bytes()).hexdigest() != md5:
+            out.append(file if path.is_file() else f"{file} (missing)")
+    return out
+
+
 _TORCHVISION = {
     "MNIST": ("MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte", (0.1307,), (0.3081,)),
     "FashionMNIST": (
@@ -151,9 +179,10 @@ _TORCHVISION = {
 def load_torchvision(name: str, root: str, download: bool = False, verify: bool = True) -> Source:
     """MNIST, FashionMNIST or CIFAR10 through torchvision's own dataset classes.
 
-    `verify=False` skips CIFAR-10's md5 check of its files (torchvision refuses a copy whose
-    checksums differ, such as the small files the tests write in the same on-disk format); the
-    files are still read by torchvision's own class.
+    `verify=True` checks every file's md5 against the official one: torchvision does for
+    CIFAR-10, seedhp for MNIST and Fashion-MNIST (whose torchvision classes only check that the
+    files exist). `verify=False` reads a copy whose checksums differ (such as the small files the
+    tests write in the same on-disk format), still through torchvision's own class.
     """
     import torchvision.datasets as tvd
 
@@ -168,6 +197,14 @@ def load_torchvision(name: str, root: str, download: bool = False, verify: bool 
             {"_check_integrity": _files_exist, "meta": {**cls.meta, "md5": None}},
         )
     root_path = Path(root).expanduser().resolve()
+    raw = root_path / name / "raw"
+    if name in RAW_MD5 and verify and raw.is_dir() and (wrong := md5_mismatches(raw, name)):
+        raise ConfigError(
+            "data.root",
+            root_path,
+            f"{name}'s files differ from the official ones ({', '.join(wrong)}): run make "
+            "data, or data.source.verify=false to read them anyway",
+        )
     try:
         train, test = (cls(str(root_path), train=t, download=download) for t in (True, False))
     except RuntimeError:  # torchvision: "Dataset not found or corrupted" / failed download
@@ -256,15 +293,17 @@ def load_synthetic(
 # Validation carve and batches
 
 
-def split(source: Source, val_fraction: float, split_seed: int) -> Splits:
-    """Carve a validation part of round(val_fraction * N) examples from the official train part,
-    chosen by the `split` seed stream; the test part is the official one, untouched."""
-    if not 0.0 < val_fraction < 1.0:
-        raise ConfigError("data.val_fraction", val_fraction, "a number in (0, 1)")
+def split(source: Source, val_size: int, split_seed: int) -> Splits:
+    """Carve a validation part of `val_size` examples from the official train part, chosen by
+    the `split` seed stream; the test part is the official one, untouched."""
     n = len(source.train_y)
-    n_val = max(1, round(val_fraction * n))
-    if n_val >= n:
-        raise ConfigError("data.val_fraction", val_fraction, f"leaves no training data of {n}")
+    if isinstance(val_size, bool) or not isinstance(val_size, int) or not 1 <= val_size < n:
+        raise ConfigError(
+            "data.val_size",
+            val_size,
+            f"a number of examples from 1 to {n - 1} (of the {n} in {source.name}'s train part)",
+        )
+    n_val = val_size
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
     val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
     image = source.train_x.ndim == 4

@@ -106,7 +106,7 @@ def check(cfg: DictConfig) -> tuple[Settings, Splits]:
     settings = parse(_container(cfg))
     resolve_device(settings.device)
     streams = derive_seeds(settings.seed, settings.pinned)
-    data = load_splits(cfg, settings.val_fraction, streams.split)
+    data = load_splits(cfg, settings.val_size, streams.split)
     if settings.train.batch_size > len(data.train):
         raise ConfigError(
             "train.batch_size",
@@ -280,13 +280,13 @@ def _source(spec: str) -> Source:
 
 
 @lru_cache(maxsize=8)
-def _splits(spec: str, val_fraction: float, split_seed: int) -> Splits:
-    return split(_source(spec), val_fraction, split_seed)
+def _splits(spec: str, val_size: int, split_seed: int) -> Splits:
+    return split(_source(spec), val_size, split_seed)
 
 
-def load_splits(cfg: DictConfig, val_fraction: float, split_seed: int) -> Splits:
+def load_splits(cfg: DictConfig, val_size: int, split_seed: int) -> Splits:
     spec = json.dumps(OmegaConf.to_container(cfg.data.source, resolve=True), sort_keys=True)
-    return _splits(spec, val_fraction, split_seed)
+    return _splits(spec, val_size, split_seed)
 
 
 def _reset_global_state(streams: SeedStreams, deterministic: bool) -> None:

@@ -16,7 +16,7 @@ def test_digits_has_a_fixed_test_part_and_a_seeded_validation_carve() -> None:
     assert (len(src.train_y), len(src.test_y)) == (1438, 359)
     assert src.train_x.shape[1:] == (1, 8, 8) and src.num_classes == 10
     assert torch.equal(load_digits().test_x, src.test_x)
-    a, b, a2 = split(src, 0.1, 1), split(src, 0.1, 2), split(src, 0.1, 1)
+    a, b, a2 = split(src, 144, 1), split(src, 144, 2), split(src, 144, 1)
     assert (len(a.train), len(a.val), len(a.test)) == (1294, 144, 359)
     assert torch.equal(a.val.x, a2.val.x) and not torch.equal(a.val.x, b.val.x)
     assert torch.equal(a.test.x, b.test.x)
@@ -51,10 +51,15 @@ def test_cifar10_loads_from_files_in_its_own_format(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["MNIST", "FashionMNIST"])
 def test_mnist_family_loads_from_idx_files(tmp_path: Path, name: str) -> None:
     written = write_mnist(tmp_path, n_train=30, n_test=10, name=name)
-    src = load_torchvision(name, str(tmp_path))
+    src = load_torchvision(name, str(tmp_path), verify=False)
     assert src.train_x.shape == (30, 1, 28, 28)
     assert np.array_equal(src.train_x[:, 0].numpy(), written["train_x"])
     assert np.array_equal(src.test_y.numpy(), written["test_y"])
+    # torchvision only checks that the files exist; seedhp checks their md5 as well
+    with pytest.raises(ConfigError) as err:
+        load_torchvision(name, str(tmp_path))
+    msg = str(err.value)
+    assert "differ from the official ones" in msg and "make data" in msg and "\n" not in msg
 
 
 def test_missing_data_set_says_where_and_how(tmp_path: Path) -> None:

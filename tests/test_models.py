@@ -31,8 +31,10 @@ def one_step(model: str, data: str, root: Path, outputs: Path) -> list[str]:
         data
     ]
     extra = {
-        "synthetic": ["data.source.n_train=200", "data.source.n_test=20"],
-        "cifar10": ["data.source.verify=false"],
+        "synthetic": ["data.source.n_train=200", "data.source.n_test=20", "data.val_size=20"],
+        "cifar10": ["data.source.verify=false", "data.val_size=4"],
+        "mnist": ["data.source.verify=false", "data.val_size=4"],
+        "fashion_mnist": ["data.source.verify=false", "data.val_size=4"],
     }.get(data, [])
     width = {
         "resnet9": ["model.width=8"],

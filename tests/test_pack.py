@@ -62,7 +62,7 @@ def test_unknown_stateful_layer_is_refused() -> None:
     ],
 )
 def test_a_seeds_run_is_bit_identical_whatever_its_pack(model) -> None:  # type: ignore[no-untyped-def]
-    data = split(load_synthetic([1, 8, 8], 4, 300, 60), 0.2, 0)
+    data = split(load_synthetic([1, 8, 8], 4, 300, 60), 60, 0)
     opt = functools.partial(torch.optim.AdamW, lr=3e-3)
     seeds = [derive_seeds(s) for s in range(8)]
     settings = TrainSettings(epochs=2, batch_size=32, grad_clip=1.0)
@@ -77,7 +77,7 @@ def test_a_seeds_run_is_bit_identical_whatever_its_pack(model) -> None:  # type:
 
 def test_a_diverging_seed_does_not_disturb_its_pack_mates() -> None:
     # on this edge (SGD lr 8.5, momentum 0.9) seeds 1 and 4 survive 6 epochs, the rest diverge
-    data = split(load_synthetic([1, 8, 8], 4, 300, 60), 0.2, 0)
+    data = split(load_synthetic([1, 8, 8], 4, 300, 60), 60, 0)
     model = functools.partial(MLP, hidden=[32])
     opt = functools.partial(torch.optim.SGD, lr=8.5, momentum=0.9)
     settings = TrainSettings(epochs=6, batch_size=32, schedule=Schedule("constant"))
@@ -98,7 +98,7 @@ def test_a_diverging_seed_does_not_disturb_its_pack_mates() -> None:
 def test_fast_kernels_agree_with_exact_runs_to_rounding_and_in_distribution() -> None:
     # channels-last grouped convolutions sum in another order: not bit-identical, but
     # per seed within 1e-4 in validation loss after 3 epochs, and as a distribution the same
-    data = split(load_synthetic([1, 8, 8], 4, 400, 100), 0.2, 0)
+    data = split(load_synthetic([1, 8, 8], 4, 400, 100), 80, 0)
     model = functools.partial(CNN, widths=[8, 16])
     opt = functools.partial(torch.optim.SGD, lr=0.05, momentum=0.9)
     seeds = [derive_seeds(s) for s in range(32)]
@@ -114,7 +114,7 @@ def test_fast_kernels_agree_with_exact_runs_to_rounding_and_in_distribution() ->
 
 
 def test_airbench_whitens_once_for_all_seeds_and_keeps_frozen_parts_frozen() -> None:
-    data = split(load_synthetic([3, 8, 8], 4, 300, 60), 0.2, 0)
+    data = split(load_synthetic([3, 8, 8], 4, 300, 60), 60, 0)
     seeds = [derive_seeds(s) for s in range(3)]
     models = [build_seeded(AirBench, (3, 8, 8), 4, s.init) for s in seeds]
     init_from_data(models, data)

@@ -17,7 +17,7 @@ SGD = functools.partial(torch.optim.SGD, lr=0.05, momentum=0.9, nesterov=True)
 
 @pytest.fixture(scope="module")
 def digits():  # type: ignore[no-untyped-def]
-    return split(load_digits(), 0.1, derive_seeds(0).split)
+    return split(load_digits(), 144, derive_seeds(0).split)
 
 
 def run(digits, seed_streams, epochs=2, lr=0.05, **kw):  # type: ignore[no-untyped-def]
