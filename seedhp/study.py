@@ -265,13 +265,34 @@ def make_pruner(s: StudySettings) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_study(s: StudySettings) -> optuna.Study:
-    """Create the study or load it (another process's, or an earlier run of this command)."""
-    with sqlite_lock(s.storage):
-        return _open_study(s)
+def open_study(s: StudySettings, attempts: int = 10) -> optuna.Study:
+    """Create the study or load it (another process's, or an earlier run of this command).
+
+    Workers that start together on a new database race to create Optuna's tables and the
+    study: on SQLite a lock file orders them; on a server database the loser's insert fails
+    with a unique-key violation, and it tries again, then finds what the winner created."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with sqlite_lock(s.storage):
+                return _open_study(s)
+        except _Raced as err:
+            if attempt == attempts:
+                raise ConfigError(
+                    "hydra.sweeper.storage",
+                    redact(s.storage),
+                    f"cannot open this Optuna storage ({_first_line(err.__cause__ or err)})",
+                ) from None
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
+
+
+class _Raced(Exception):
+    """Another process created the same tables or study at the same moment."""
 
 
 def _open_study(s: StudySettings) -> optuna.Study:
+    from sqlalchemy.exc import IntegrityError
+
     try:
         if s.storage.startswith("sqlite:///"):
             Path(s.storage[len("sqlite:///") :]).expanduser().parent.mkdir(
@@ -296,6 +317,8 @@ def _open_study(s: StudySettings) -> optuna.Study:
         )
     except ConfigError:
         raise
+    except IntegrityError as err:
+        raise _Raced() from err
     except ValueError as err:  # a loaded study with another direction
         raise ConfigError("hydra.sweeper.study_name", s.name, f"{err}") from None
     except ImportError as err:
@@ -305,12 +328,16 @@ def _open_study(s: StudySettings) -> optuna.Study:
             f"its database driver is not installed ({err}); for PostgreSQL: psycopg[binary]",
         ) from None
     except Exception as err:  # sqlalchemy ArgumentError/OperationalError
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(
             "hydra.sweeper.storage",
             redact(s.storage),
-            f"cannot open this Optuna storage ({type(err).__name__}: {first})",
+            f"cannot open this Optuna storage ({_first_line(err)})",
         ) from None
+
+
+def _first_line(err: BaseException) -> str:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {first}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -520,7 +547,10 @@ def _fail_stale_trials(ctx: _Context) -> None:
             if (now - started).total_seconds() < grace:
                 continue
             why = f"has had no owner and no heartbeat for {grace} s"
-        _tell_study(study, t.number, state=TrialState.FAIL)
+        try:
+            _tell_study(study, t.number, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another process sharing the study failed it first, and queued it again
         log.info("trial %d %s: marked failed", t.number, why)
         _retry_lost(ctx, t.number)
 

@@ -78,12 +78,36 @@ def _server_runs(tracking: str) -> list:  # type: ignore[type-arg]
     return [] if exp is None else list(client.search_runs([exp.experiment_id], max_results=5000))
 
 
-def _training(tracking: str, trial: int) -> bool:
-    """Has trial `trial` MLflow seed-runs that are RUNNING (a condition, not a moment)?"""
-    return any(
-        r.info.status == "RUNNING" and r.data.tags.get("seedhp.trial") == str(trial)
-        for r in _server_runs(tracking)
+def _training(tracking: str, pid: int, trial: int | None = None) -> list[str]:
+    """Trial numbers of the MLflow seed-runs that process `pid` has RUNNING (filtered on the
+    server: one cheap request)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking)
+    exp = client.get_experiment_by_name("seedhp")
+    if exp is None:
+        return []
+    found = client.search_runs(
+        [exp.experiment_id],
+        f"attributes.status = 'RUNNING' and tags.`seedhp.owner` LIKE '%:{pid}:%'",
     )
+    trials = [str(r.data.tags.get("seedhp.trial")) for r in found if "seed" in r.data.tags]
+    return [t for t in trials if trial is None or t == str(trial)]
+
+
+def _mid_trial(storage: str, tracking: str, pid: int) -> int | None:
+    """The trial (number >= 2) that process `pid` is running with its seed-runs created and
+    none finished, if it is in that state now."""
+    study = optuna.load_study(study_name="shared-pg", storage=storage)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if (
+            f":{pid}:" in str(t.user_attrs.get("seedhp.owner", ""))
+            and not t.user_attrs.get("seed_scores")
+            and t.number >= 2
+            and _training(tracking, pid, t.number)
+        ):
+            return t.number
+    return None
 
 
 def test_three_workers_share_a_study_and_survive_a_killed_one(
@@ -121,25 +145,17 @@ def test_three_workers_share_a_study_and_survive_a_killed_one(
     victim = workers[0]
     deadline, killed_trial = time.monotonic() + 180, None
     while killed_trial is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-        try:
-            study = optuna.load_study(study_name="shared-pg", storage=storage)
-        except KeyError:
-            continue  # not created yet
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if (
-                f":{victim.pid}:" in str(t.user_attrs.get("seedhp.owner", ""))
-                and len(t.user_attrs.get("seed_scores", {})) == 0
-                and t.number >= 2
-                and _training(tracking, t.number)
-            ):
-                victim.send_signal(signal.SIGKILL)  # mid-trial: its seed-runs exist, training
-                killed_trial = t.number
-                break
+        time.sleep(0.05)
+        if not _training(tracking, victim.pid):
+            continue
+        # freeze it, then look again: killed only in a state seen while it could not move on
+        victim.send_signal(signal.SIGSTOP)
+        killed_trial = _mid_trial(storage, tracking, victim.pid)
+        victim.send_signal(signal.SIGKILL if killed_trial is not None else signal.SIGCONT)
     assert killed_trial is not None, "the worker never started a trial"
     victim.wait()
     outs = [w.communicate(timeout=400)[0] for w in workers[1:]]
-    assert [w.returncode for w in workers[1:]] == [0, 0], outs
+    assert [w.returncode for w in workers[1:]] == [0, 0], "\n\n".join(outs)
 
     study = optuna.load_study(study_name="shared-pg", storage=storage)
     trials = study.get_trials()
