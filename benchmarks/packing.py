@@ -3,6 +3,7 @@ process, on the same data and settings, through seedhp.train.train (the trainer 
 
     python benchmarks/packing.py --model mlp --out benchmarks/results/packing_cpu_mlp.json
     python benchmarks/packing.py --model cnn --kernels fast --pack 8 ...
+    python benchmarks/packing.py --data fashion_mnist --model mlp --epochs 2 ...  # make data
     # GPU (CIFAR-10's shape, synthetic data, 10 epochs):
     python benchmarks/packing.py --data synthetic --shape 3 32 32 --n-train 50000 \\
         --model resnet9 --epochs 10 --batch-size 512 --precision bf16 --pack auto --device cuda ...
@@ -24,13 +25,22 @@ import math
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from examples import own_model
 from seedhp import models
-from seedhp.data import Splits, load_digits, load_synthetic, split, steps_per_epoch
+from seedhp.data import (
+    Splits,
+    load_digits,
+    load_synthetic,
+    load_torchvision,
+    split,
+    steps_per_epoch,
+)
 from seedhp.optim import sgd_scaled_vectors
 from seedhp.packing import CPU_PACK, GPU_PACK
 from seedhp.seeds import derive_seeds
@@ -38,8 +48,12 @@ from seedhp.train import Schedule, TrainSettings, build_pack, per_seed_loss, tra
 
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, SXM data sheets
 
+TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 MODELS: dict[str, Any] = {
     "mlp": functools.partial(models.MLP, hidden=[128]),
+    # user modules the layers engine cannot pack (examples/own_model.py)
+    "mlp_layernorm": functools.partial(own_model.LayerNormMLP, hidden=128),
+    "cnn_groupnorm": functools.partial(own_model.GroupNormCNN, widths=[32, 64]),
     "cnn": functools.partial(models.CNN, widths=[32, 64]),
     "resnet9": functools.partial(models.ResNet9, width=64),
     "airbench": functools.partial(models.AirBench, widths=[64, 256, 256]),
@@ -49,7 +63,10 @@ MODELS: dict[str, Any] = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="mlp")
-    parser.add_argument("--data", choices=["digits", "synthetic"], default="digits")
+    parser.add_argument(
+        "--data", choices=["digits", "mnist", "fashion_mnist", "synthetic"], default="digits"
+    )
+    parser.add_argument("--root", default="data", help="MNIST / Fashion-MNIST (make data)")
     parser.add_argument("--shape", type=int, nargs="+", default=[3, 32, 32])
     parser.add_argument("--n-train", type=int, default=50000)
     parser.add_argument("--epochs", type=int, default=20)
@@ -58,6 +75,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=64, help="seeds trained packed")
     parser.add_argument("--alone", type=int, default=8, help="seeds trained one at a time")
     parser.add_argument("--kernels", default="auto")
+    parser.add_argument(
+        "--engine", choices=["layers", "vmap", "none"], default="layers", help="of the packs"
+    )
+    parser.add_argument(
+        "--alone-engine",
+        choices=["layers", "vmap", "none"],
+        help="of the one-at-a-time seeds (default: layers for layers, else none)",
+    )
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--device", default="cpu")
@@ -89,9 +114,13 @@ def main() -> None:
         precision=args.precision,
         compile=args.compile,
     )
-    pack = _pack_size(args.pack, factory, data, optimizer, settings, device)
+    packed_settings = replace(settings, engine=args.engine)
+    alone_engine = args.alone_engine or ("layers" if args.engine == "layers" else "none")
+    alone_settings = replace(settings, engine=alone_engine)
+    pack = _pack_size(args.pack, factory, data, optimizer, packed_settings, device)
 
     def seed_runs_per_hour(n: int, k: int) -> tuple[float, list[float]]:
+        settings = alone_settings if k == 1 else packed_settings
         train(
             factory,
             optimizer,
@@ -121,11 +150,15 @@ def main() -> None:
         "benchmark": "packing",
         "command": "python " + " ".join(__import__("sys").argv),
         "model": args.model,
-        "data": args.data if args.data == "digits" else f"synthetic {args.n_train}x{args.shape}",
+        "data": f"synthetic {args.n_train}x{args.shape}"
+        if args.data == "synthetic"
+        else args.data,
         "train_examples": len(data.train),
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "kernels": args.kernels,
+        "engine_packed": args.engine,
+        "engine_alone": alone_engine,
         "precision": args.precision,
         "compile": args.compile,
         "pack_size": pack,
@@ -153,6 +186,8 @@ def main() -> None:
 def _data(args: argparse.Namespace) -> Splits:
     if args.data == "digits":
         return split(load_digits(), 288, 0)
+    if args.data in TORCHVISION:  # the genuine files (make data), 5,000 validation images
+        return split(load_torchvision(TORCHVISION[args.data], args.root), 5000, 0)
     source = load_synthetic(args.shape, 10, args.n_train, 10_000)
     return split(source, max(1, round(0.02 * args.n_train)), 0)
 
@@ -191,7 +226,7 @@ def _one_step(
     k: int,
 ) -> None:
     seeds = [derive_seeds(s) for s in range(k)]
-    pack = build_pack(factory, data, seeds, settings.kernels, device)
+    pack = build_pack(factory, data, seeds, settings.kernels, device, settings.engine)
     opt = optimizer(pack.parameters())
     idx = torch.arange(settings.batch_size, device=device)[:, None].expand(-1, k)
     x = data.normalize(data.train.x[idx])

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from seedhp.data import AUGMENTS
+from seedhp.engines import ENGINES
 from seedhp.errors import ConfigError
 from seedhp.pack import KERNELS
 from seedhp.seeds import STREAMS
@@ -37,6 +38,7 @@ _RUNTIME_KEYS = (
     "train.deterministic",
     "train.kernels",
     "train.compile",
+    "train.pack_engine",
     "data.root",
     "data.download",
     "data.source.root",
@@ -77,7 +79,7 @@ class Settings:
     device: str
     objective: str
     deterministic: bool
-    val_size: int  # validation examples carved from the official train part
+    val_size: int | float  # validation examples (int) or fraction (float) of the train part
     tracking: TrackingSettings
     outputs: Path
     config_id: str
@@ -110,6 +112,9 @@ def parse(cfg: Mapping[str, Any]) -> Settings:
     kernels = train_cfg.get("kernels", "auto")
     if kernels not in ("auto", *KERNELS):
         raise ConfigError("train.kernels", kernels, "allowed: auto, exact, fast")
+    engine = train_cfg.get("pack_engine", "auto")
+    if engine not in ("auto", *ENGINES):
+        raise ConfigError("train.pack_engine", engine, f"allowed: auto, {', '.join(ENGINES)}")
     precision = train_cfg.get("precision", "fp32")
     if precision not in ("fp32", "bf16"):
         raise ConfigError("train.precision", precision, "allowed: fp32, bf16")
@@ -131,7 +136,14 @@ def parse(cfg: Mapping[str, Any]) -> Settings:
         _number(cfg["model"], "model.dropout", 0.0, 1.0, hi_open=True)
 
     data: Mapping[str, Any] = cfg["data"]
-    val_size = _int(data, "data.val_size", minimum=1)
+    val_size = data.get("val_size")
+    if not (
+        (isinstance(val_size, int) and not isinstance(val_size, bool) and val_size >= 1)
+        or (isinstance(val_size, float) and 0.0 < val_size < 1.0)
+    ):
+        raise ConfigError(
+            "data.val_size", val_size, "an integer >= 1 (examples), or a fraction in (0, 1)"
+        )
     augment = data.get("augment", "none")
     if augment not in AUGMENTS:
         raise ConfigError("data.augment", augment, f"allowed: {', '.join(AUGMENTS)}")
@@ -151,6 +163,7 @@ def parse(cfg: Mapping[str, Any]) -> Settings:
         kernels=str(kernels),
         precision=str(precision),
         compile=bool(train_cfg.get("compile", False)),
+        engine=str(engine),
     )
     return Settings(
         seed=seed,

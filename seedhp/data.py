@@ -58,7 +58,7 @@ class Splits:
     test: Part
     num_classes: int
     scale: float
-    mean: Tensor  # (C, 1, 1) for images, () for flat examples
+    mean: Tensor  # (C, 1, 1) for images; () or (F,) for flat examples
     std: Tensor
 
     @property
@@ -293,23 +293,26 @@ def load_synthetic(
 # Validation carve and batches
 
 
-def split(source: Source, val_size: int, split_seed: int) -> Splits:
-    """Carve a validation part of `val_size` examples from the official train part, chosen by
-    the `split` seed stream; the test part is the official one, untouched."""
+def split(source: Source, val_size: int | float, split_seed: int) -> Splits:
+    """Carve a validation part from the official train part, chosen by the `split` seed
+    stream: `val_size` examples (an int), or that fraction of them rounded (a float in (0, 1),
+    scikit-learn's convention); the test part is the official one, untouched."""
     n = len(source.train_y)
-    if isinstance(val_size, bool) or not isinstance(val_size, int) or not 1 <= val_size < n:
+    n_val = val_count(val_size, n)
+    if not 1 <= n_val < n:
         raise ConfigError(
             "data.val_size",
             val_size,
-            f"a number of examples from 1 to {n - 1} (of the {n} in {source.name}'s train part)",
+            f"a number of examples from 1 to {n - 1}, or a fraction in (0, 1), of the {n} in "
+            f"{source.name}'s train part",
         )
-    n_val = val_size
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
     val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
     image = source.train_x.ndim == 4
-    stat_shape = (-1, 1, 1) if image else ()
-    mean = torch.tensor(source.mean if image else source.mean[0]).reshape(stat_shape)
-    std = torch.tensor(source.std if image else source.std[0]).reshape(stat_shape)
+    flat_scalar = not image and len(source.mean) == 1  # one mean for all features, or one each
+    stat_shape = (-1, 1, 1) if image else (() if flat_scalar else (-1,))
+    mean = torch.tensor(source.mean[0] if flat_scalar else source.mean).reshape(stat_shape)
+    std = torch.tensor(source.std[0] if flat_scalar else source.std).reshape(stat_shape)
     return Splits(
         name=source.name,
         train=Part(source.train_x[train_idx], source.train_y[train_idx]),
@@ -320,6 +323,98 @@ def split(source: Source, val_size: int, split_seed: int) -> Splits:
         mean=mean,
         std=std,
     )
+
+
+def val_count(val_size: int | float, n: int) -> int:
+    """Validation examples out of n: an int is a count, a float in (0, 1) a fraction."""
+    if isinstance(val_size, float) and 0.0 < val_size < 1.0:
+        return max(1, round(val_size * n))
+    return val_size if isinstance(val_size, int) and not isinstance(val_size, bool) else -1
+
+
+def from_parts(train: object, test: object, name: str) -> Source:
+    """A user's data set as a Source. Each part is a map-style torch Dataset of (x, y) pairs, or
+    a pair (x, y) of arrays or tensors; an example x is (C, H, W), (H, W) (one channel) or (F,),
+    a label y an integer class. Raw uint8 values are scaled by 255; normalisation uses the
+    train part's mean and std per channel (images) or per feature (flat examples). Bad shapes
+    are ConfigErrors naming the loader."""
+    trx, trn_y = _as_tensors(train, "train", name)
+    tex, tey = _as_tensors(test, "test", name)
+    if trx.shape[1:] != tex.shape[1:]:
+        raise ConfigError(
+            "data.source._target_",
+            name,
+            f"train examples are {tuple(trx.shape[1:])} but test examples are "
+            f"{tuple(tex.shape[1:])}: both parts must have one shape",
+        )
+    if len(trn_y) < 2 or len(tey) < 1:
+        raise ConfigError(
+            "data.source._target_", name, f"gave {len(trn_y)} train and {len(tey)} test examples"
+        )
+    num_classes = int(trn_y.max()) + 1
+    if int(trn_y.min()) < 0 or int(tey.min()) < 0 or int(tey.max()) >= num_classes:
+        raise ConfigError(
+            "data.source._target_",
+            name,
+            f"labels must be classes 0..{num_classes - 1} (from the train part); got train "
+            f"{int(trn_y.min())}..{int(trn_y.max())}, test {int(tey.min())}..{int(tey.max())}",
+        )
+    scale = 255.0 if trx.dtype == torch.uint8 else 1.0
+    values = trx.double() / scale
+    if values.ndim == 4:  # (N, C, H, W): per channel
+        mean = values.mean((0, 2, 3)).tolist()
+        std = values.std((0, 2, 3)).clamp_min(1e-8).tolist()
+    else:  # (N, F): per feature (tabular features differ in scale)
+        mean = values.mean(0).tolist()
+        std = values.std(0).clamp_min(1e-8).tolist()
+    if not trx.is_floating_point() and trx.dtype != torch.uint8:
+        trx, tex = trx.float(), tex.float()
+    return Source(name, trx, trn_y, tex, tey, num_classes, scale, tuple(mean), tuple(std))
+
+
+def _as_tensors(part: object, which: str, name: str) -> tuple[Tensor, Tensor]:
+    """(x, y) of one part: x (N, C, H, W) or (N, F), y (N,) int64."""
+    if isinstance(part, torch.utils.data.Dataset) and hasattr(part, "__len__"):
+        pairs = [part[i] for i in range(len(part))]
+        if not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in pairs[:1]):
+            raise ConfigError(
+                "data.source._target_",
+                name,
+                f"its {which} Dataset gives {type(pairs[0]).__name__} items; expected (x, y)",
+            )
+        xs = [torch.as_tensor(np.asarray(x)) for x, _ in pairs]
+        if not xs or any(x.shape != xs[0].shape for x in xs):
+            raise ConfigError(
+                "data.source._target_", name, f"its {which} examples differ in shape"
+            )
+        x = torch.stack(xs)
+        y = torch.as_tensor(np.asarray([int(np.asarray(t)) for _, t in pairs]))
+    elif isinstance(part, (tuple, list)) and len(part) == 2:
+        x, y = (torch.as_tensor(np.asarray(a)) for a in part)
+    else:
+        raise ConfigError(
+            "data.source._target_",
+            name,
+            f"its {which} part is a {type(part).__name__}; expected a map-style Dataset of "
+            "(x, y) or a pair (x, y) of arrays",
+        )
+    if x.ndim == 3:
+        x = x.unsqueeze(1)  # (N, H, W): one channel
+    if x.ndim not in (2, 4):
+        raise ConfigError(
+            "data.source._target_",
+            name,
+            f"its {which} x has shape {tuple(x.shape)}: examples must be (C, H, W), (H, W) or "
+            "(F,), stacked along a first axis",
+        )
+    if y.ndim != 1 or len(y) != len(x) or y.is_floating_point() or y.dtype == torch.bool:
+        raise ConfigError(
+            "data.source._target_",
+            name,
+            f"its {which} y has shape {tuple(y.shape)} and dtype {y.dtype}: expected "
+            f"({len(x)},) integer class labels",
+        )
+    return x.contiguous(), y.to(torch.int64)
 
 
 def augment(x: Tensor, kind: str, pad: int, generators: Sequence[torch.Generator]) -> Tensor:

@@ -15,7 +15,7 @@ import random
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -25,8 +25,10 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from seedhp.config import Settings, flatten, parse, resolve_device
-from seedhp.data import Source, Splits, check_augment, split
+from seedhp.data import Source, Splits, check_augment, from_parts, split
 from seedhp.errors import ConfigError
+from seedhp.models import ModelFactory, check_model
+from seedhp.probe import Choice, choose_engine
 from seedhp.pruning import Pruned, report_epoch
 from seedhp.seeds import SeedStreams, derive_seeds
 from seedhp.tracking import Tracker, metric
@@ -67,27 +69,41 @@ class JobInfo:
             o
             for o in configuration_overrides(self.overrides)
             if o.split("=", 1)[0].lstrip("+~")
-            not in (*groups, "paths.outputs", "experiment", "search")
+            not in (
+                *groups,
+                "paths.outputs",
+                "experiment",
+                "search",
+                "model._target_",  # named in place of `custom` already
+                "data.source._target_",
+            )
         ]
         return " ".join(["/".join(parts), *sorted(extra)])
 
 
-def job_info() -> JobInfo:
+def job_info(cfg: DictConfig | None = None) -> JobInfo:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     if not HydraConfig.initialized():
         return JobInfo()
     hc = HydraConfig.get()
-    choices = {
-        k: str(v) for k, v in hc.runtime.choices.items() if v is not None and "hydra" not in k
-    }
     return JobInfo(
         multirun=hc.mode == RunMode.MULTIRUN,
         output_dir=str(hc.runtime.output_dir),
-        choices=tuple(sorted(choices.items())),
+        choices=named_choices(hc.runtime.choices, cfg),
         overrides=tuple(hc.overrides.task),
     )
+
+
+def named_choices(choices: Any, cfg: DictConfig | None) -> tuple[tuple[str, str], ...]:
+    """The config group choices of a job, the user's own targets named for `custom`
+    (model=custom is its model._target_, data=custom its data.source._target_)."""
+    picked = {str(k): str(v) for k, v in choices.items() if v is not None and "hydra" not in k}
+    for group, key in (("model", "model._target_"), ("data", "data.source._target_")):
+        if picked.get(group) == "custom" and cfg is not None:
+            picked[group] = str(OmegaConf.select(cfg, key, default="custom"))
+    return tuple(sorted(picked.items()))
 
 
 def configuration_overrides(overrides: Sequence[str]) -> list[str]:
@@ -114,16 +130,57 @@ def check(cfg: DictConfig) -> tuple[Settings, Splits]:
             f"must be <= the {len(data.train)} training examples of {data.name}",
         )
     check_augment(settings.train.augment, data.shape, settings.train.crop_padding)
-    factory = _instantiate(cfg.model)
-    with torch.device("meta"):  # builds the architecture without allocating it
-        factory(shape=data.shape, num_classes=data.num_classes)
+    check_model(model_factory(cfg), data.shape, data.num_classes)
     Tracker(settings.tracking.uri, settings.tracking.experiment)
     return settings, data
 
 
+def model_factory(cfg: DictConfig) -> ModelFactory:
+    """The model callable of `cfg.model` under seedhp's contract (seedhp.models.ModelFactory)."""
+    if OmegaConf.is_missing(cfg.model, "_target_"):
+        raise ConfigError(
+            "model._target_",
+            "???",
+            "model=custom needs your model: model._target_=pkg.module.Name (a callable that "
+            "returns a torch.nn.Module)",
+        )
+    target = str(OmegaConf.select(cfg, "model._target_", default="?"))
+    try:
+        return ModelFactory(_instantiate(cfg.model), target)
+    except ConfigError:
+        raise
+    except Exception as err:  # Hydra cannot import or call the target
+        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError("model._target_", target, f"cannot be used: {text}"[:400]) from None
+
+
+# (config_id and what the choice depends on) -> the engine chosen, in this process
+_ENGINES: dict[tuple[str, ...], Choice] = {}
+
+
+def pack_engine(cfg: DictConfig, settings: Settings, data: Splits, device: torch.device) -> str:
+    """The engine every seed of this configuration trains with, alone or packed: train.engine,
+    or for `auto` the probe's choice, made once per configuration and process."""
+    t = settings.train
+    key = (settings.config_id, str(device), t.kernels, t.precision, t.engine)
+    if key not in _ENGINES:
+        choice = choose_engine(
+            model_factory(cfg), _instantiate(cfg.optimizer), data, settings.train, device
+        )
+        if choice.rejected:
+            log.warning(
+                "model %s: %s; its seeds train with the %s engine",
+                OmegaConf.select(cfg, "model._target_"),
+                "; ".join(choice.rejected),
+                choice.engine,
+            )
+        _ENGINES[key] = choice
+    return _ENGINES[key].engine
+
+
 def run(cfg: DictConfig) -> float:
     """Train one seed-run, record it in MLflow, return the objective (Hydra's task function)."""
-    [value] = run_pack([cfg], [job_info()])
+    [value] = run_pack([cfg], [job_info(cfg)])
     if isinstance(value, BaseException):
         raise value
     return value
@@ -152,6 +209,9 @@ def run_pack(cfgs: Sequence[DictConfig], infos: Sequence[JobInfo]) -> list[float
     device = resolve_device(first.device)
     streams = [derive_seeds(s.seed, s.pinned) for s in settings]
     _reset_global_state(streams[0], first.deterministic)
+    data = data.to(device)
+    engine = pack_engine(cfgs[0], first, data, device)
+    settings = [replace(s, train=replace(s.train, engine=engine)) for s in settings]
     tracker = Tracker(first.tracking.uri, first.tracking.experiment)
     records: list[_RunLog] = []
     try:
@@ -194,9 +254,9 @@ def _train_and_finish(
 
     try:
         results = train(
-            _instantiate(cfgs[0].model),
+            model_factory(cfgs[0]),
             _instantiate(cfgs[0].optimizer),
-            data.to(device),
+            data,
             streams,
             first.train,
             device,
@@ -275,16 +335,39 @@ def _instantiate(node: DictConfig) -> Any:
 def _source(spec: str) -> Source:
     """Loaded once per process per data set (jobs of an in-process multirun share it; it is never
     modified in place)."""
-    source: Source = _instantiate(OmegaConf.create(json.loads(spec)))
-    return source
+    node = OmegaConf.create(json.loads(spec))
+    name = str(node.get("_target_", "?"))
+    try:
+        loaded = _instantiate(node)
+    except ConfigError:
+        raise
+    except Exception as err:  # the user's loader: cannot be imported, called, or it raised
+        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError("data.source._target_", name, f"cannot load: {text}"[:400]) from None
+    if isinstance(loaded, Source):
+        return loaded
+    if not (isinstance(loaded, (tuple, list)) and len(loaded) == 2):
+        raise ConfigError(
+            "data.source._target_",
+            name,
+            f"returned a {type(loaded).__name__}; a data loader returns (train, test)",
+        )
+    return from_parts(loaded[0], loaded[1], name)
 
 
 @lru_cache(maxsize=8)
-def _splits(spec: str, val_size: int, split_seed: int) -> Splits:
+def _splits(spec: str, val_size: int | float, split_seed: int) -> Splits:
     return split(_source(spec), val_size, split_seed)
 
 
-def load_splits(cfg: DictConfig, val_size: int, split_seed: int) -> Splits:
+def load_splits(cfg: DictConfig, val_size: int | float, split_seed: int) -> Splits:
+    if OmegaConf.is_missing(cfg.data.source, "_target_"):
+        raise ConfigError(
+            "data.source._target_",
+            "???",
+            "data=custom needs your loader: data.source._target_=pkg.module.load (a callable "
+            "that returns (train, test))",
+        )
     spec = json.dumps(OmegaConf.to_container(cfg.data.source, resolve=True), sort_keys=True)
     return _splits(spec, val_size, split_seed)
 
@@ -332,6 +415,7 @@ def _start_run(
         "seedhp.label": settings.tracking.label or info.label,
         "seedhp.job_dir": info.output_dir,
         "seedhp.pack_size": str(pack_size),  # seeds trained together with this one
+        "seedhp.pack_engine": settings.train.engine,  # how: layers | vmap | none
         # what re-creates this configuration on another seed (seedhp reseed)
         "seedhp.overrides": json.dumps(configuration_overrides(info.overrides)),
         **{

@@ -8,8 +8,10 @@ therefore only mix information within one example's channels through the layers 
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -234,6 +236,96 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+class ModelFactory:
+    """A model callable under seedhp's contract: called with `shape` (one example's shape) and
+    `num_classes` when its signature accepts them, plus the keyword arguments already bound
+    (Hydra's partial of every other `model.*` key); it must return an nn.Module. A wrong
+    signature or return value is bad input (ConfigError, key `model._target_`)."""
+
+    def __init__(self, target: Callable[..., Any], name: str) -> None:
+        self.target, self.name = target, name
+        try:
+            self.signature: inspect.Signature | None = inspect.signature(target)
+        except (TypeError, ValueError):  # a builtin without one: call it and see
+            self.signature = None
+
+    def accepts(self, key: str) -> bool:
+        if self.signature is None:
+            return True
+        params = self.signature.parameters.values()
+        return key in self.signature.parameters or any(p.kind is p.VAR_KEYWORD for p in params)
+
+    def __call__(self, shape: Sequence[int], num_classes: int) -> nn.Module:
+        kwargs: dict[str, Any] = {}
+        if self.accepts("shape"):
+            kwargs["shape"] = tuple(shape)
+        if self.accepts("num_classes"):
+            kwargs["num_classes"] = num_classes
+        if self.signature is not None:
+            try:
+                self.signature.bind(**kwargs)
+            except TypeError as err:
+                raise ConfigError(
+                    "model._target_",
+                    self.name,
+                    f"cannot be called as seedhp calls a model ({err}); it is given shape= "
+                    "and num_classes= where its signature has them, and every other model.* "
+                    "key",
+                ) from None
+        try:
+            model = self.target(**kwargs)
+        except ConfigError:
+            raise
+        except Exception as err:
+            raise ConfigError(
+                "model._target_", self.name, f"building the model raised {_said(err)}"
+            ) from None
+        if not isinstance(model, nn.Module):
+            raise ConfigError(
+                "model._target_",
+                self.name,
+                f"returned a {type(model).__name__}, not a torch.nn.Module",
+            )
+        return model
+
+
+def check_model(factory: ModelFactory, shape: Sequence[int], num_classes: int) -> None:
+    """Build the model and run a batch of 2 zero examples through it in eval mode (on the meta
+    device, where nothing is allocated; on the CPU where an op has no meta kernel): it must
+    give logits of shape (2, num_classes). Raises ConfigError otherwise."""
+    batch = (2, *shape)
+    try:
+        with torch.device("meta"):
+            out = factory(shape, num_classes).eval()(torch.zeros(batch))
+    except ConfigError:
+        raise
+    except Exception:  # an op without a meta kernel, or a real error: try for real
+        try:
+            with torch.no_grad():
+                out = factory(shape, num_classes).eval()(torch.zeros(batch))
+        except ConfigError:
+            raise
+        except Exception as err:
+            raise ConfigError(
+                "model._target_",
+                factory.name,
+                f"its forward on a batch of shape {batch} raised {_said(err)}",
+            ) from None
+    got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if got != (2, num_classes):
+        raise ConfigError(
+            "model._target_",
+            factory.name,
+            f"returns {got} for a batch of shape {batch}; expected logits of shape "
+            f"(2, {num_classes}): one score per class",
+        )
+
+
+def _said(err: BaseException) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {text}"[:300]
+
+
 def build_seeded(
     factory: object, shape: Sequence[int], num_classes: int, init_seed: int
 ) -> nn.Module:
@@ -241,4 +333,6 @@ def build_seeded(
     it was: the same init seed gives bit-identical weights whatever ran before."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)
+        if isinstance(factory, ModelFactory):
+            return factory(shape, num_classes)
         return factory(shape=tuple(shape), num_classes=num_classes)  # type: ignore[operator]

@@ -29,13 +29,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seedhp.models import Scale
+
+if TYPE_CHECKING:
+    from seedhp.engines import StackedPack
 
 KERNELS = ("exact", "fast")
 _STATELESS_OK = (
@@ -312,7 +315,7 @@ class Pack(nn.Module):
                 m.generators = list(generators)
 
 
-def clip_grad_norm_per_seed(pack: Pack, max_norm: float) -> Tensor:
+def clip_grad_norm_per_seed(pack: Pack | StackedPack, max_norm: float) -> Tensor:
     """Clip each seed's gradient to L2 norm `max_norm` over that seed's slice only; returns the
     (K,) norms before clipping."""
     grads = [p.grad for p in pack.parameters() if p.grad is not None]

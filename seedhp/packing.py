@@ -26,7 +26,7 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from seedhp.job import JobInfo, PackFailed, PackOutOfMemory, run_pack
+from seedhp.job import JobInfo, PackFailed, PackOutOfMemory, named_choices, run_pack
 from seedhp.launch import Composer, _outcome, _shown
 
 log = logging.getLogger("seedhp")
@@ -211,13 +211,10 @@ def _prepare_job_dir(cfg: DictConfig) -> None:
 
 def _info(cfg: DictConfig) -> JobInfo:
     h = cfg.hydra
-    choices = {
-        k: str(v) for k, v in h.runtime.choices.items() if v is not None and "hydra" not in k
-    }
     return JobInfo(
         multirun=True,
         output_dir=str(h.runtime.output_dir),
-        choices=tuple(sorted(choices.items())),
+        choices=named_choices(h.runtime.choices, cfg),
         overrides=tuple(h.overrides.task),
     )
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from seedhp.data import Part, Splits, augment, steps_per_epoch
+from seedhp.engines import LoopPack, StackedPack, VmapPack
 from seedhp.models import build_seeded
 from seedhp.pack import Pack, clip_grad_norm_per_seed
 from seedhp.seeds import SeedStreams
@@ -73,6 +74,7 @@ class TrainSettings:
     crop_padding: int = 0
     eval_batch_size: int = 1024
     kernels: str = "auto"  # exact | fast | auto (exact on CPU, fast on CUDA): see seedhp.pack
+    engine: str = "layers"  # layers | vmap | none: how a pack is computed (seedhp.engines)
     precision: str = "fp32"  # fp32 | bf16 (autocast on the device)
     compile: bool = False  # torch.compile the packed model (dynamo reuses it across packs)
 
@@ -103,10 +105,28 @@ def train(
     on_epoch: EpochCallback | None = None,
     keep_predictions: bool = False,
 ) -> list[SeedResult]:
-    """Train one configuration under each of `seeds`, as one pack; one result per seed."""
+    """Train one configuration under each of `seeds`, as one pack; one result per seed. With
+    the `none` engine the seeds train one after another, each alone."""
+    if settings.engine == "none" and len(seeds) > 1:
+        return [
+            result
+            for k, s in enumerate(seeds)
+            for result in train(
+                model_factory,
+                optimizer_factory,
+                data,
+                [s],
+                settings,
+                device,
+                on_epoch=None if on_epoch is None else _as_seed(on_epoch, k, len(seeds)),
+                keep_predictions=keep_predictions,
+            )
+        ]
     start = time.perf_counter()
     K, B = len(seeds), settings.batch_size
-    model = build_pack(model_factory, data, seeds, settings.kernels, device)
+    model = build_pack(model_factory, data, seeds, settings.kernels, device, settings.engine)
+    if settings.engine == "none":  # randomness in its forward draws from the global generator
+        torch.manual_seed(seeds[0].dropout)
     forward = torch.compile(model) if settings.compile else model
     autocast = functools.partial(
         torch.autocast, device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16"
@@ -210,14 +230,30 @@ def build_pack(
     seeds: Sequence[SeedStreams],
     kernels: str,
     device: torch.device,
-) -> Pack:
+    engine: str = "layers",
+) -> Pack | StackedPack:
     """Each seed's model from its `init` stream, data-dependent initialisation, packed on the
-    device; kernels "auto" is exact on CPU and fast on CUDA (seedhp.pack)."""
+    device by `engine` (seedhp.engines); kernels "auto" is exact on CPU and fast on CUDA."""
     models = [build_seeded(model_factory, data.shape, data.num_classes, s.init) for s in seeds]
     init_from_data(models, data)
+    if engine == "vmap":
+        return VmapPack(models).to(device)
+    if engine == "none":
+        if len(models) != 1:
+            raise ValueError("the none engine trains one seed at a time")
+        return LoopPack(models).to(device)
     if kernels == "auto":
         kernels = "fast" if device.type == "cuda" else "exact"
     return Pack(models, kernels).to(device)
+
+
+def _as_seed(on_epoch: EpochCallback, k: int, K: int) -> EpochCallback:
+    """A one-seed training's epoch callback, reported as seed k of a pack of K."""
+
+    def call(epoch: int, epochs: int, values: list[dict[str, float] | None]) -> None:
+        on_epoch(epoch, epochs, [values[0] if i == k else None for i in range(K)])
+
+    return call
 
 
 def init_from_data(models: Sequence[torch.nn.Module], data: Splits, n: int = 5000) -> None:

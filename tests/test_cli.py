@@ -20,7 +20,7 @@ from tests.flaky import FlakyMLP
 OPT = ["-m", "hydra/sweeper=optuna"]
 AVG = [*OPT, "hydra.sweeper.seed_strategy=averaged"]
 BAD_INPUTS = {
-    "unknown option": (["model=foo"], "model=foo: allowed: airbench, cnn, mlp, resnet18, resnet9"),
+    "unknown option": (["model=foo"], "model=foo: allowed: airbench, cnn, custom, mlp, resnet18, resnet9"),
     "unknown key": (["train.epoch=5"], "train.epoch=5: no such key; did you mean train.epochs?"),
     "negative seed": (["seed=-1"], "seed=-1: a seed must be an integer >= 0"),
     "non-integer seed": (["seed=1.5"], "seed=1.5: a seed must be an integer >= 0"),
@@ -113,6 +113,48 @@ BAD_INPUTS.update(
         "empty mlp hidden": (
             ["model=mlp", "model.hidden=[]"],
             "model.hidden=[]: a non-empty list",
+        ),
+        # your own model and data (tests/mixers.py)
+        "custom model without a target": (
+            ["model=custom"],
+            "model._target_=???: model=custom needs your model",
+        ),
+        "model that cannot be found": (
+            ["model=custom", "model._target_=nosuch.Net"],
+            "model._target_=nosuch.Net: cannot be used: Error locating target 'nosuch.Net'",
+        ),
+        "model with another signature": (
+            ["model=custom", "model._target_=tests.mixers.NeedsDepth"],
+            "model._target_=tests.mixers.NeedsDepth: cannot be called as seedhp calls a model "
+            "(missing a required argument: 'depth')",
+        ),
+        "model that is not a module": (
+            ["model=custom", "model._target_=tests.mixers.not_a_module"],
+            "model._target_=tests.mixers.not_a_module: returned a str, not a torch.nn.Module",
+        ),
+        "model with the wrong logits": (
+            ["model=custom", "model._target_=tests.mixers.WrongOutput"],
+            "model._target_=tests.mixers.WrongOutput: returns (2, 3) for a batch of shape "
+            "(2, 1, 8, 8); expected logits of shape (2, 10): one score per class",
+        ),
+        "custom data without a target": (
+            ["data=custom"],
+            "data.source._target_=???: data=custom needs your loader",
+        ),
+        "examples with five axes": (
+            ["data=custom", "data.source._target_=tests.mixers.flat_blocks"],
+            "data.source._target_=tests.mixers.flat_blocks: its train x has shape "
+            "(10, 1, 2, 2, 2, 2): examples must be (C, H, W), (H, W) or (F,)",
+        ),
+        "float labels": (
+            ["data=custom", "data.source._target_=tests.mixers.float_labels"],
+            "data.source._target_=tests.mixers.float_labels: its train y has shape (10,) and "
+            "dtype torch.float32: expected (10,) integer class labels",
+        ),
+        "a loader that returns one array": (
+            ["data=custom", "data.source._target_=tests.mixers.one_array"],
+            "data.source._target_=tests.mixers.one_array: returned a Tensor; a data loader "
+            "returns (train, test)",
         ),
     }
 )

@@ -37,7 +37,7 @@ def resolved(overrides: list[str], outputs: Path) -> dict[str, Any]:
         ("train.label_smoothing=1.0", "train.label_smoothing", "< 1.0"),
         ("schedule.name=linear", "schedule.name", "constant, cosine, onecycle"),
         ("data.val_size=0", "data.val_size", "integer >= 1"),
-        ("data.val_size=0.1", "data.val_size", "integer >= 1"),
+        ("data.val_size=1.5", "data.val_size", "a fraction in (0, 1)"),
         ("data.augment=mixup", "data.augment", "none, flip, crop, crop_flip"),
         ("model.dropout=1.0", "model.dropout", "< 1.0"),
         ("tracking.role=winner", "tracking.role", "run, trial, reseed, baseline"),

@@ -112,3 +112,36 @@ def test_the_real_files_are_the_official_data_sets(
     pixels = src.train_x.double() / 255
     assert pixels.mean().item() == pytest.approx(mean, abs=1e-4)
     assert pixels.std().item() == pytest.approx(std, abs=1e-4)
+
+
+def test_the_picard_preset_is_one_configuration_on_fashion_mnist(tmp_path: Path) -> None:
+    from tests.conftest import compose_config
+
+    cfg = compose_config(["experiment=picard"], tmp_path)
+    assert cfg.data.source.name == "FashionMNIST" and cfg.data.val_size == 5000
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    assert cfg.hydra.sweeper.params == {"seed": "range(0,500)"}  # only the seed varies
+    assert (
+        compose_config(["experiment=picard", "data=mnist"], tmp_path).data.source.name == "MNIST"
+    )
+
+
+@pytest.mark.slow
+def test_picard_runs_on_the_real_files_and_reports(tmp_path: Path) -> None:
+    if md5_mismatches(REAL_DATA / "FashionMNIST" / "raw", "FashionMNIST"):
+        pytest.skip(f"Fashion-MNIST is not in {REAL_DATA}: run make data")
+    from tests.conftest import cli
+
+    result = cli(
+        ["experiment=picard", "seed=range(0,4)", "train.epochs=2", f"paths.data={REAL_DATA}"],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    [report] = (tmp_path / "outputs").glob("multirun/*/report/report.json")
+    import json
+
+    numbers = json.loads(report.read_text())
+    [config] = numbers["configurations"]
+    assert config["objective"]["n"] == 4 and config["noise_floor"]["n_test"] == 10_000
+    assert config["noise_floor"]["n_val"] == 5_000 and config["objective"]["mean"] > 0.8
+    assert len(config["convergence"]["mean"]) == 2  # per-epoch bands

@@ -10,8 +10,8 @@ from tests.conftest import CONF
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["model=foo"], "model=foo: allowed: airbench, cnn, mlp, resnet18, resnet9"),
-        (["data=mnist,cifar", "seed=1"], "data=cifar: allowed: cifar10, digits, fashion_mnist"),
+        (["model=foo"], "model=foo: allowed: airbench, cnn, custom, mlp, resnet18, resnet9"),
+        (["data=mnist,cifar", "seed=1"], "data=cifar: allowed: cifar10, custom, digits, fashion_mnist"),
         (["train.epoch=5"], "train.epoch=5: no such key; did you mean train.epochs?"),
         (
             ["model=mlp", "model.hiddn=[3]"],
