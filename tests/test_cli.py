@@ -20,7 +20,10 @@ from tests.flaky import FlakyMLP
 OPT = ["-m", "hydra/sweeper=optuna"]
 AVG = [*OPT, "hydra.sweeper.seed_strategy=averaged"]
 BAD_INPUTS = {
-    "unknown option": (["model=foo"], "model=foo: allowed: airbench, cnn, custom, mlp, resnet18, resnet9"),
+    "unknown option": (
+        ["model=foo"],
+        "model=foo: allowed: airbench, cnn, custom, mlp, resnet18, resnet9",
+    ),
     "unknown key": (["train.epoch=5"], "train.epoch=5: no such key; did you mean train.epochs?"),
     "negative seed": (["seed=-1"], "seed=-1: a seed must be an integer >= 0"),
     "non-integer seed": (["seed=1.5"], "seed=1.5: a seed must be an integer >= 0"),

@@ -11,7 +11,10 @@ from tests.conftest import CONF
     ("overrides", "message"),
     [
         (["model=foo"], "model=foo: allowed: airbench, cnn, custom, mlp, resnet18, resnet9"),
-        (["data=mnist,cifar", "seed=1"], "data=cifar: allowed: cifar10, custom, digits, fashion_mnist"),
+        (
+            ["data=mnist,cifar", "seed=1"],
+            "data=cifar: allowed: cifar10, custom, digits, fashion_mnist",
+        ),
         (["train.epoch=5"], "train.epoch=5: no such key; did you mean train.epochs?"),
         (
             ["model=mlp", "model.hiddn=[3]"],
