@@ -142,7 +142,7 @@ def main() -> None:
 
     alone_rate, alone_scores = seed_runs_per_hour(args.alone, 1) if args.alone else (math.nan, [])
     packed_rate, packed_scores = seed_runs_per_hour(args.seeds, pack)
-    flops = _flops_per_seed_run(factory, data, settings, device)
+    flops = _flops_per_seed_run(factory, data, packed_settings, device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
     peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None)
     achieved = packed_rate / 3600 * flops / 1e12
