@@ -10,7 +10,8 @@ import hydra
 from omegaconf import DictConfig
 
 from seedhp.cli import preflight
-from seedhp.job import exit_on_config_error, run
+from seedhp.errors import exit_on_config_error
+from seedhp.job import run
 
 # absolute, so the config tree is found however this module is reached (python -m, import)
 CONF = str(Path(__file__).resolve().parent.parent / "conf")

@@ -49,7 +49,8 @@ def preflight(overrides: Sequence[str], conf_dir: Path) -> None:
         else:
             values, texts = [o.value()], [o.get_value_element_as_str()]
         group = conf_dir / o.key_or_group
-        if group.is_dir() and o.package is None:
+        hydras = o.key_or_group.startswith("hydra/")  # Hydra's groups: plugins add options
+        if group.is_dir() and o.package is None and not hydras:
             options = sorted(p.stem for p in group.glob("*.yaml"))
             for v in values:
                 if str(v) not in options:

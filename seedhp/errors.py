@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -11,3 +14,13 @@ class ConfigError(ValueError):
     def __init__(self, key: str, value: Any, allowed: str) -> None:
         self.key, self.value, self.allowed = key, value, allowed
         super().__init__(f"{key}={value!s}: {allowed}")
+
+
+@contextlib.contextmanager
+def exit_on_config_error() -> Iterator[None]:
+    """At the command line, bad input is one line on stderr and exit status 2."""
+    try:
+        yield
+    except ConfigError as err:
+        print(f"seedhp: error: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None

@@ -7,14 +7,12 @@ Hydra.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import random
-import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -24,9 +22,10 @@ import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from seedhp.apps import run_name
 from seedhp.config import Settings, flatten, parse, resolve_device
 from seedhp.data import Source, Splits, check_augment, from_parts, split
-from seedhp.errors import ConfigError
+from seedhp.errors import ConfigError, exit_on_config_error  # noqa: F401 (re-exported)
 from seedhp.models import ModelFactory, check_model
 from seedhp.probe import Choice, choose_engine
 from seedhp.pruning import Pruned, report_epoch
@@ -38,16 +37,6 @@ from seedhp.urls import redact
 log = logging.getLogger("seedhp")
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 FLUSH_SECONDS = 30.0  # a long run's curves reach MLflow at least this often
-
-
-@contextlib.contextmanager
-def exit_on_config_error() -> Iterator[None]:
-    """At the command line, bad input is one line on stderr and exit status 2."""
-    try:
-        yield
-    except ConfigError as err:
-        print(f"seedhp: error: {err}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
 
 
 @dataclass(frozen=True)
@@ -430,10 +419,20 @@ def _start_run(
         ),
         **settings.tracking.tags,
     }
-    name = f"{picked.get('model', 'model')}-{picked.get('data', 'data')}-seed{settings.seed}"
+    trial = settings.tracking.tags.get("seedhp.trial")
+    name = run_name(
+        settings.seed,
+        f"{_short(picked.get('model', 'model'))}/{_short(picked.get('data', 'data'))}",
+        None if trial is None else int(trial),
+    )
     run_id = tracker.start_run(name, tags, settings.tracking.parent_run_id)
     tracker.log_text(run_id, yaml.dump(container, Dumper=_Dumper, sort_keys=False), "config.yaml")
     return run_id, params
+
+
+def _short(choice: str) -> str:
+    """A custom target's last name (examples.own_model.NormedMLP -> NormedMLP)."""
+    return choice.rsplit(".", 1)[-1]
 
 
 class _RunLog:

@@ -1,4 +1,5 @@
-"""Per-epoch scores from a training seed-run to the Optuna trial that launched it.
+"""Per-epoch scores from a training seed-run to the Optuna trial that launched it
+(`seedhp.report_epoch`, also for the loop of any Hydra app under `hydra/sweeper=seedhp_optuna`).
 
 Only within one process: seedhp's in-process launcher runs the job where the sweeper holds the
 trial. The sweeper installs a reporter around a trial's launch; a seed-run reports its objective

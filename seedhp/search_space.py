@@ -52,10 +52,11 @@ class Dimension:
 class SearchSpace:
     dimensions: tuple[Dimension, ...]
     fixed: tuple[str, ...]  # overrides every job gets unchanged
+    seed_key: str = "seed"  # the config key that holds the seed
 
     @property
     def seed(self) -> Dimension | None:
-        return next((d for d in self.dimensions if d.key == "seed"), None)
+        return next((d for d in self.dimensions if d.key == self.seed_key), None)
 
     def distributions(self) -> dict[str, BaseDistribution]:
         return {d.key: d.distribution for d in self.dimensions}
@@ -69,26 +70,26 @@ def merge(params: dict[str, str], arguments: Sequence[str]) -> list[str]:
     return list(by_key.values())
 
 
-def parse_space(overrides: Sequence[str]) -> SearchSpace:
+def parse_space(overrides: Sequence[str], seed_key: str = "seed") -> SearchSpace:
     parser = OverridesParser.create()
     dims: list[Dimension] = []
     fixed: list[str] = []
     for line in overrides:
         o = parser.parse_override(line)
         if o.is_sweep_override():
-            dims.append(dimension(o))
+            dims.append(dimension(o, seed_key))
         else:
-            if o.key_or_group == "seed":
-                check_seed(o.value())
+            if o.key_or_group == seed_key:
+                check_seed(o.value(), seed_key)
             fixed.append(line)
-    return SearchSpace(tuple(dims), tuple(fixed))
+    return SearchSpace(tuple(dims), tuple(fixed), seed_key)
 
 
-def dimension(o: Override) -> Dimension:
+def dimension(o: Override, seed_key: str = "seed") -> Dimension:
     """The Optuna distribution of one sweep override."""
     key, sweep = o.get_key_element(), o.value()
     text = (o.input_line or "").split("=", 1)[-1]
-    is_seed = o.key_or_group == "seed"
+    is_seed = o.key_or_group == seed_key
     values: list[Any] = list(o.sweep_iterator()) if o.is_discrete_sweep() else []
     if isinstance(sweep, ChoiceSweep) or (is_seed and isinstance(sweep, RangeSweep)):
         texts = tuple(o.sweep_string_iterator())
@@ -96,7 +97,7 @@ def dimension(o: Override) -> Dimension:
             raise ConfigError(key, text, "the search space is empty: give at least one value")
         if is_seed:
             for v in values:
-                check_seed(v)
+                check_seed(v, seed_key)
         choices = tuple(
             v if isinstance(v, _PRIMITIVE) else t for v, t in zip(values, texts, strict=True)
         )

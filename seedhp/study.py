@@ -38,15 +38,15 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from seedhp.aggregate import AGGREGATES, aggregate
-from seedhp.config import Settings
-from seedhp.errors import ConfigError
-from seedhp.job import check, exit_on_config_error
+from seedhp.apps import RunContext, Target
+from seedhp.errors import ConfigError, exit_on_config_error
 from seedhp.locks import sqlite_lock
 from seedhp.owner import gone, this_process
 from seedhp.pruning import epoch_reports
 from seedhp.report import at_end
 from seedhp.search_space import SearchSpace, grid, merge, parse_space, seed_pool
 from seedhp.summary import maximize
+from seedhp.sweep_app import App, stop_on_config_error
 from seedhp.tracking import Tracker, metric
 from seedhp.urls import redact
 
@@ -108,7 +108,7 @@ class TrialOutcome:
 
 
 def study_settings(
-    sweeper: Mapping[str, Any], space: SearchSpace, job: Settings, job_seed: int
+    sweeper: Mapping[str, Any], space: SearchSpace, job: Target, job_seed: int
 ) -> StudySettings:
     """Check the sweeper's settings against the search space; one ConfigError for bad input."""
     strategy = sweeper["seed_strategy"]
@@ -145,10 +145,10 @@ def study_settings(
     if strategy == "averaged":
         if seed_dim is not None:
             raise ConfigError(
-                "seed",
+                space.seed_key,
                 seed_dim.source,
                 "seed_strategy=averaged draws every trial's seeds from "
-                "hydra.sweeper.seed_pool; take seed out of the search space",
+                f"hydra.sweeper.seed_pool; take {space.seed_key} out of the search space",
             )
         pool = seed_pool(sweeper["seed_pool"])
         k = sweeper["seeds_per_trial"]
@@ -162,18 +162,18 @@ def study_settings(
     elif strategy == "tuned":
         if seed_dim is None:  # no seed in the space: search the pool's seeds
             raise ConfigError(
-                "seed",
+                space.seed_key,
                 job_seed,
                 "seed_strategy=tuned searches the seed: put it in "
-                "the search space, e.g. seed='range(0,1000)'",
+                f"the search space, e.g. {space.seed_key}='range(0,1000)'",
             )
         seeds = tuple(int(s) for s in seed_dim.distribution.choices)  # type: ignore[attr-defined]
     else:
         if seed_dim is not None:
             raise ConfigError(
-                "seed",
+                space.seed_key,
                 seed_dim.source,
-                "seed_strategy=fixed trains every trial on one seed: give seed=<int>",
+                f"seed_strategy=fixed trains every trial on one seed: give {space.seed_key}=<int>",
             )
         seeds = (job_seed,)
     if sampler in ("grid", "bruteforce"):
@@ -349,6 +349,7 @@ class _Context:
     hydra_context: HydraContext
     config: DictConfig
     launcher: Launcher
+    app: App
     settings: StudySettings
     study: optuna.Study
     tracker: Tracker
@@ -365,11 +366,12 @@ def optuna_sweep(
     launcher: Launcher,
     sweeper: Mapping[str, Any],
     arguments: list[str],
+    app: App,
 ) -> list[Sequence[JobReturn]]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # seedhp prints a line per trial
     with exit_on_config_error():
-        space = parse_space(merge(dict(sweeper.get("params") or {}), arguments))
-        job_settings, job_seed = _check_space(hydra_context, config, space)
+        space = parse_space(merge(dict(sweeper.get("params") or {}), arguments), app.seed_key)
+        job_settings, job_seed = _check_space(hydra_context, config, space, app)
         settings = study_settings(sweeper, space, job_settings, job_seed)
         study = open_study(settings)
         tracker = Tracker(job_settings.tracking.uri, job_settings.tracking.experiment)
@@ -378,11 +380,15 @@ def optuna_sweep(
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(config, sweep_dir / "multirun.yaml")
     parent = study_parent(tracker, study, settings, job_settings)
-    ctx = _Context(hydra_context, config, launcher, settings, study, tracker, parent, sweep_dir)
+    ctx = _Context(
+        hydra_context, config, launcher, app, settings, study, tracker, parent, sweep_dir
+    )
     log.info(
-        "study %s (%s, %s sampler, %s pruner) in %s: %d of %d trials finished",
+        "study %s (%s, %s %s, %s sampler, %s pruner) in %s: %d of %d trials finished",
         settings.name,
         settings.strategy,
+        settings.direction,
+        settings.objective,
         settings.sampler,
         settings.pruner,
         redact(settings.storage),
@@ -439,18 +445,19 @@ def _ran_the_last_trial(ctx: _Context) -> bool:
 
 
 def _check_space(
-    hydra_context: HydraContext, config: DictConfig, space: SearchSpace
-) -> tuple[Settings, int]:
+    hydra_context: HydraContext, config: DictConfig, space: SearchSpace, app: App
+) -> tuple[Target, int]:
     """Compose and check a job at each end of every dimension before any trial runs."""
-    base = [d.override(_ends(d)[0]) for d in space.dimensions if d.key != "seed"]
+    searched = [d for d in space.dimensions if d.key != space.seed_key]
+    base = [d.override(_ends(d)[0]) for d in searched]
     variants = [base]
-    for i, d in enumerate(dd for dd in space.dimensions if dd.key != "seed"):
+    for i, d in enumerate(searched):
         for value in _ends(d)[1:]:
             variants.append([*base[:i], d.override(value), *base[i + 1 :]])
-    first_settings: Settings | None = None
+    first_settings: Target | None = None
     for variant in variants:
         cfg = hydra_context.config_loader.load_sweep_config(config, [*space.fixed, *variant])
-        settings, _ = check(cfg)
+        settings = app.target(cfg)
         first_settings = first_settings or settings
     assert first_settings is not None
     return first_settings, first_settings.seed
@@ -581,7 +588,7 @@ def _interrupt_mlflow_runs(ctx: _Context, trial_number: int) -> None:
 def run_trial(ctx: _Context, trial: Trial) -> None:
     s = ctx.settings
     params = dict(trial.params)
-    seeds = [int(params.pop("seed"))] if s.strategy == "tuned" else list(s.seeds)
+    seeds = [int(params.pop(s.space.seed_key))] if s.strategy == "tuned" else list(s.seeds)
     key = config_key(s.space.fixed, params, ctx.settings.space)
     trial.set_user_attr("config_key", key)
     known = finished_seed_runs(ctx.study, key)
@@ -630,21 +637,14 @@ def _launch_seeds(
     is reported, and a launcher that supports it (seedhp's) stops the batch when pruned."""
     s = ctx.settings
     dims = {d.key: d for d in s.space.dimensions}
-    base = [
-        *s.space.fixed,
-        *(dims[k].override(v) for k, v in params.items()),
-        f"tracking.parent_run_id={ctx.parent}",
-        "tracking.role=trial",
-        f"tracking.study={s.name}",
-        f"tracking.trial={trial.number}",
-        f"tracking.strategy={s.strategy}",
-    ]
-    jobs = [[*base, f"seed={seed}"] for seed in seeds]
+    base = [*s.space.fixed, *(dims[k].override(v) for k, v in params.items())]
+    context = RunContext(ctx.parent, "trial", s.name, trial.number, s.strategy)
+    jobs = ctx.app.jobs([[*base, f"{s.space.seed_key}={seed}"] for seed in seeds], context)
 
     def on_job_end(i: int, ret: JobReturn) -> bool:
         seed = seeds[i]
         if ret.status == JobStatus.COMPLETED:
-            if record(seed, float(ret.return_value), None):
+            if record(seed, ctx.app.score(ret), None):
                 outcome.pruned = True
                 return False
         else:
@@ -659,15 +659,12 @@ def _launch_seeds(
 
     epochs_pruned = s.strategy != "averaged" and s.pruner != "none"
     first_idx = trial.number * len(s.seeds if s.strategy == "averaged" else [0])
-    supports_hook = hasattr(ctx.launcher, "on_job_end")
-    if supports_hook:
-        ctx.launcher.on_job_end = on_job_end  # type: ignore[attr-defined]
-    try:
-        with epoch_reports(on_epoch) if epochs_pruned else contextlib.nullcontext():
-            returns = list(ctx.launcher.launch(jobs, initial_job_idx=first_idx))
-    finally:
-        if supports_hook:
-            ctx.launcher.on_job_end = None  # type: ignore[attr-defined]
+    with (
+        ctx.app.watch(ctx.launcher, on_job_end, seeds) as supports_hook,
+        epoch_reports(on_epoch) if epochs_pruned else contextlib.nullcontext(),
+    ):
+        returns = list(ctx.launcher.launch(jobs, initial_job_idx=first_idx))
+    stop_on_config_error(returns)
     if not supports_hook:  # reports after the whole batch
         for i, ret in enumerate(returns):
             if not on_job_end(i, ret):
@@ -803,7 +800,7 @@ class _Heartbeat:
 # The study's MLflow parent run and its results
 
 
-def study_parent(tracker: Tracker, study: optuna.Study, s: StudySettings, job: Settings) -> str:
+def study_parent(tracker: Tracker, study: optuna.Study, s: StudySettings, job: Target) -> str:
     """One MLflow parent run per study, found again by every process and every resumption."""
     mine = f"tags.`seedhp.kind` = 'study' and tags.`seedhp.study` = '{s.name}'"
     found = _earliest(tracker.search(mine))
@@ -881,12 +878,13 @@ def _finish(ctx: _Context, status: str) -> str:
     path = ctx.sweep_dir / "optimization_results.yaml"
     path.write_text(yaml.safe_dump(res, sort_keys=False))
     ctx.tracker.log_artifact(ctx.parent, path)
+    # named apart from the seed-runs' metrics (their best_val_acc is per epoch)
     metrics = [
-        metric("finished_trials", res["finished_trials"]),
-        metric("pruned_trials", res["pruned_trials"]),
+        metric("study.finished_trials", res["finished_trials"]),
+        metric("study.pruned_trials", res["pruned_trials"]),
     ]
     if "best_value" in res:
-        metrics.append(metric(f"best_{s.objective}", res["best_value"]))
+        metrics.append(metric(f"study.best_trial_{s.objective}", res["best_value"]))
     ctx.tracker.log(ctx.parent, metrics=metrics)
     done = res["finished_trials"] >= s.n_trials
     ctx.tracker.end_run(ctx.parent, status if status != "FINISHED" or done else "RUNNING")

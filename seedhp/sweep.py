@@ -22,19 +22,20 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf
 
-from seedhp.config import Settings, check_seed
-from seedhp.errors import ConfigError
-from seedhp.job import check, exit_on_config_error
+from seedhp.apps import RunContext, Target
+from seedhp.config import check_seed
+from seedhp.errors import ConfigError, exit_on_config_error
 from seedhp.report import at_end
 from seedhp.reuse import finished_runs, mark_reused, sweep_runs
 from seedhp.summary import ConfigSummary, format_table, latest_per_seed, summarize
+from seedhp.sweep_app import App, stop_on_config_error
 from seedhp.tracking import Tracker, metric, run_rows
 from seedhp.urls import redact
 
 log = logging.getLogger("seedhp")
 
 
-def expand(overrides: Sequence[Override]) -> list[list[str]]:
+def expand(overrides: Sequence[Override], seed_key: str = "seed") -> list[list[str]]:
     """The cartesian product of the sweep, as Hydra's basic sweeper forms it; every `seed` value
     is checked, and an empty sweep is an error rather than a silent no-op."""
     lists: dict[str, list[str]] = {}
@@ -51,31 +52,33 @@ def expand(overrides: Sequence[Override]) -> list[list[str]]:
                 )
             values = list(o.sweep_iterator())
             if not values:
-                example = " e.g. seed='range(0,10)'" if o.key_or_group == "seed" else ""
+                example = f" e.g. {seed_key}='range(0,10)'" if o.key_or_group == seed_key else ""
                 raise ConfigError(
                     key, text, f"the sweep is empty: give at least one value;{example}"
                 )
-            if o.key_or_group == "seed":
+            if o.key_or_group == seed_key:
                 for v in values:
-                    check_seed(v)
+                    check_seed(v, seed_key)
             lists[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
         else:
-            if o.key_or_group == "seed":
-                check_seed(o.value())
+            if o.key_or_group == seed_key:
+                check_seed(o.value(), seed_key)
             lists[key] = [f"{key}={o.get_value_element_as_str()}"]
     return [list(job) for job in itertools.product(*lists.values())]
 
 
-def configurations(jobs: Sequence[Sequence[str]]) -> dict[tuple[str, ...], list[str]]:
-    """Each configuration's first job: configurations are jobs without their `seed` override."""
+def configurations(
+    jobs: Sequence[Sequence[str]], seed_key: str = "seed"
+) -> dict[tuple[str, ...], list[str]]:
+    """Each configuration's first job: configurations are jobs without their seed override."""
     groups: dict[tuple[str, ...], list[str]] = {}
     for job in jobs:
-        groups.setdefault(_key(job), list(job))
+        groups.setdefault(_key(job, seed_key), list(job))
     return groups
 
 
-def _key(job: Sequence[str]) -> tuple[str, ...]:
-    return tuple(o for o in job if o.split("=", 1)[0].lstrip("+") != "seed")
+def _key(job: Sequence[str], seed_key: str = "seed") -> tuple[str, ...]:
+    return tuple(o for o in job if o.split("=", 1)[0].lstrip("+") != seed_key)
 
 
 def grid_sweep(
@@ -85,21 +88,24 @@ def grid_sweep(
     params: dict[str, str],
     arguments: list[str],
     max_batch_size: int | None,
+    app: App,
     with_summary: bool = True,
     reuse: bool = True,
 ) -> list[Sequence[JobReturn]]:
     parser = OverridesParser.create(config_loader=hydra_context.config_loader)
+    key = app.seed_key
     with exit_on_config_error():
-        jobs = expand(parser.parse_overrides([f"{k}={v}" for k, v in params.items()] + arguments))
-        groups = configurations(jobs)
+        overrides = parser.parse_overrides([f"{k}={v}" for k, v in params.items()] + arguments)
+        jobs = expand(overrides, key)
+        groups = configurations(jobs, key)
         checked = [
-            check(hydra_context.config_loader.load_sweep_config(config, job))[0]
+            app.target(hydra_context.config_loader.load_sweep_config(config, job))
             for job in groups.values()
         ]
     settings = checked[0]
     tracker = Tracker(settings.tracking.uri, settings.tracking.experiment)
     tracker.reap()
-    done = _finished(tracker, jobs, groups, checked) if reuse else {}
+    done = _finished(tracker, jobs, groups, checked, key) if reuse else {}
     log.info(
         "sweep: %d seed-runs over %d configuration(s), all checked%s",
         len(jobs),
@@ -125,16 +131,17 @@ def grid_sweep(
         parent_id=settings.tracking.parent_run_id,
     )
     mark_reused(tracker, list(done.values()), parent, settings.tracking.role)
-    todo = [
-        [*job, f"tracking.parent_run_id={parent}"] for i, job in enumerate(jobs) if i not in done
-    ]
+    todo = [job for i, job in enumerate(jobs) if i not in done]
+    context = RunContext(parent, settings.tracking.role)
     returns: list[Sequence[JobReturn]] = []
     status = "FAILED"
     try:
         batch = max_batch_size or len(todo) or 1
         first = next_job_number(sweep_dir)  # a re-run in the same directory adds, never overwrites
         for start in range(0, len(todo), batch):
-            returns.append(launcher.launch(todo[start : start + batch], first + start))
+            chunk = app.jobs(todo[start : start + batch], context)
+            returns.append(launcher.launch(chunk, first + start))
+            stop_on_config_error(returns[-1])
         at_end.reseed(tracker, parent, settings, launcher, next_job_number(sweep_dir))
         status = "FINISHED"
     except KeyboardInterrupt:
@@ -160,15 +167,16 @@ def _finished(
     tracker: Tracker,
     jobs: Sequence[Sequence[str]],
     groups: dict[tuple[str, ...], list[str]],
-    checked: Sequence[Settings],
+    checked: Sequence[Target],
+    seed_key: str = "seed",
 ) -> dict[int, Any]:
     """Job index -> the finished seed-run it would repeat, for jobs that have one."""
     config_ids = {key: s.config_id for key, s in zip(groups, checked, strict=True)}
     default_seed = {key: s.seed for key, s in zip(groups, checked, strict=True)}
     wanted: dict[tuple[str, ...], dict[int, int]] = {}  # configuration -> seed -> job index
     for i, job in enumerate(jobs):
-        key = _key(job)
-        seeds = [int(o.split("=", 1)[1]) for o in job if o.split("=", 1)[0] == "seed"]
+        key = _key(job, seed_key)
+        seeds = [int(o.split("=", 1)[1]) for o in job if o.split("=", 1)[0] == seed_key]
         wanted.setdefault(key, {})[seeds[0] if seeds else default_seed[key]] = i
     done = {}
     for key, by_seed in wanted.items():
@@ -186,7 +194,7 @@ def next_job_number(sweep_dir: Path) -> int:
 def _close_parent(
     tracker: Tracker,
     parent: str,
-    settings: Settings,
+    settings: Target,
     sweep_dir: Path,
     status: str,
     failed: list[JobReturn],
@@ -241,7 +249,7 @@ def _close_parent(
 
 def _report(
     summaries: list[ConfigSummary],
-    settings: Settings,
+    settings: Target,
     tracker: Tracker,
     parent: str,
     sweep_dir: Path,

@@ -34,6 +34,9 @@ log = logging.getLogger("seedhp")
 PARENT_TAG = "mlflow.parentRunId"
 OWNER_TAG = "seedhp.owner"  # host:pid:start of the process that created the run
 HEARTBEAT_TAG = "seedhp.heartbeat"  # unix seconds: its process was alive then
+# MLflow 3's UI opens an experiment of this kind on its training-runs table, not on the GenAI
+# overview (traces); the UI's own "experiment type" setting writes the same tag
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 REUSED_BY = "seedhp.reused_by."  # + parent run id: a sweep that counts this run as its own
 HEARTBEAT_SECONDS = 30.0  # a process with open runs stamps one of them this often
 STALE_SECONDS = 300.0  # a RUNNING run of another host with no stamp for this long is KILLED
@@ -278,12 +281,16 @@ def _experiment_id(client: MlflowClient, uri: str, name: str) -> str:
                     name,
                     "that experiment is deleted in the store; restore it or pick another name",
                 )
+            if KIND_TAG not in found.tags:  # made by another tool, or an older seedhp
+                client.set_experiment_tag(found.experiment_id, KIND_TAG, KIND)
             return str(found.experiment_id)
         location = None
         if uri.startswith("sqlite:///"):  # keep artifacts beside the database, not in CWD
             db = Path(uri[len("sqlite:///") :]).expanduser().resolve()
             location = (db.parent / "mlartifacts").as_uri()
-        return str(client.create_experiment(name, artifact_location=location))
+        return str(
+            client.create_experiment(name, artifact_location=location, tags={KIND_TAG: KIND})
+        )
     except ConfigError:
         raise
     except Exception as err:  # MlflowException, SQLAlchemy errors: a store we cannot use

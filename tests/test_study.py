@@ -104,6 +104,9 @@ def test_tuned_study_searches_the_seed_and_reuses_seed_runs(tmp_path: Path) -> N
     [parent] = [r for r in all_runs(store) if r.data.tags.get("seedhp.kind") == "study"]
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in runs)
     assert study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id
+    # the parent's metrics are named apart from its seed-runs' per-epoch ones
+    assert parent.data.metrics["study.best_trial_val_acc"] == study.best_value
+    assert not set(parent.data.metrics) & {k for r in runs for k in r.data.metrics}
 
     # the README's form: the study's name is enough, its store is recorded in the study
     report = subprocess.run(
@@ -187,6 +190,7 @@ def test_tuned_trials_are_pruned_per_epoch(tmp_path: Path) -> None:
     assert "pruned after epoch 1" in result.stderr + result.stdout
     [run] = [r for r in all_runs(outputs) if r.data.tags.get("seedhp.trial") == "1"]
     assert run.data.tags["seedhp.status"] == "pruned" and run.info.status == "KILLED"
+    assert run.info.run_name == "t1 s0 mlp/digits"  # what the MLflow UI lists
 
 
 def test_a_study_whose_trials_keep_failing_stops(tmp_path: Path) -> None:

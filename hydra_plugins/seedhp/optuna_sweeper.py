@@ -1,9 +1,12 @@
-"""`hydra/sweeper=optuna`: Optuna studies with the seed as a hyperparameter (seedhp.study).
+"""`hydra/sweeper=seedhp_optuna`: Optuna studies with the seed as a hyperparameter
+(seedhp.study), for seedhp's own app (which also accepts `hydra/sweeper=optuna`, from its own
+config tree) and for any Hydra app whose task returns a float or a dict of floats.
 
 Settings and syntax follow hydra-optuna-sweeper, so its users can switch without relearning:
 `hydra/sweeper/sampler=random` (or `hydra.sweeper.sampler.name=random`) with
 `hydra.sweeper.sampler.seed`, `hydra.sweeper.direction`, `n_trials`, `study_name`, `storage`,
-`params`. Added: `seed_strategy`, `seed_pool`, `seeds_per_trial`, `aggregate`, `pruner`.
+`params`. Added: `seed_strategy`, `seed_pool`, `seeds_per_trial`, `aggregate`, `pruner`, and for
+other apps `seed_key`, `objective`, `tracking_uri`, `experiment` (seedhp.apps).
 
 No `from __future__ import annotations` here: Hydra executes plugin modules outside
 sys.modules, where dataclasses cannot resolve string annotations.
@@ -60,10 +63,14 @@ class OptunaSweeperConf:
     max_failure_rate: float = 0.5  # stop when more of this process's trials failed (after 5)
     n_jobs: int = 1  # hydra-optuna-sweeper's; one trial at a time: share a study across processes
     params: Optional[Dict[str, str]] = None  # the search space; the command line wins
+    seed_key: str = "seed"  # the config key that holds the seed (e.g. trainer.seed)
+    objective: Optional[str] = None  # other apps: the returned value to optimise (dict returns)
+    tracking_uri: Optional[str] = None  # other apps: MLflow store; null: outputs/mlflow.db
+    experiment: Optional[str] = None  # other apps: MLflow experiment; null: seedhp
 
 
 ConfigStore.instance().store(
-    group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="seedhp"
+    group="hydra/sweeper", name="seedhp_optuna", node=OptunaSweeperConf, provider="seedhp"
 )
 for _name in SAMPLERS:
     ConfigStore.instance().store(
@@ -81,13 +88,17 @@ class OptunaSweeper(Sweeper):
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None
         self.launcher: Optional[Launcher] = None
+        self.app: Any = None  # seedhp.sweep_app.App: seedhp's own task or any app's
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
+        from seedhp.sweep_app import prepare
+
         self.config, self.hydra_context = config, hydra_context
+        self.app = prepare(task_function, config, self.settings)
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config
+            hydra_context=hydra_context, task_function=self.app.task, config=config
         )
 
     def sweep(self, arguments: List[str]) -> Any:
@@ -99,5 +110,5 @@ class OptunaSweeper(Sweeper):
             for k, v in self.settings.items()
         }
         return optuna_sweep(
-            self.hydra_context, self.config, self.launcher, settings, list(arguments)
+            self.hydra_context, self.config, self.launcher, settings, list(arguments), self.app
         )

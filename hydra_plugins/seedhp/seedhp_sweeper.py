@@ -1,12 +1,13 @@
 """`hydra/sweeper=seedhp`: Hydra's grid (cartesian product) semantics, checked whole before any
-training, with an MLflow parent run and a per-configuration summary at the end.
+training, with an MLflow parent run and a per-configuration summary at the end; for seedhp's
+own app and for any Hydra app whose task returns a float or a dict of floats (seedhp.apps).
 
 No `from __future__ import annotations` here: Hydra executes plugin modules outside
 sys.modules, where dataclasses cannot resolve string annotations.
 """
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
@@ -23,6 +24,10 @@ class SeedhpSweeperConf:
     params: dict[str, str] | None = None  # sweep overrides kept in config (the CLI wins)
     summary: bool = True  # print and log the per-configuration summary at the end
     reuse: bool = True  # a (configuration, seed) already finished in the store is not retrained
+    seed_key: str = "seed"  # the config key that holds the seed (e.g. trainer.seed)
+    objective: Optional[str] = None  # other apps: the returned value summarised (dict returns)
+    tracking_uri: Optional[str] = None  # other apps: MLflow store; null: outputs/mlflow.db
+    experiment: Optional[str] = None  # other apps: MLflow experiment; null: seedhp
 
 
 ConfigStore.instance().store(
@@ -37,7 +42,18 @@ class SeedhpSweeper(Sweeper):
         params: dict[str, str] | None = None,
         summary: bool = True,
         reuse: bool = True,
+        seed_key: str = "seed",
+        objective: Optional[str] = None,
+        tracking_uri: Optional[str] = None,
+        experiment: Optional[str] = None,
     ) -> None:
+        self.app_settings = {
+            "seed_key": seed_key,
+            "objective": objective,
+            "tracking_uri": tracking_uri,
+            "experiment": experiment,
+        }
+        self.app: Any = None  # seedhp.sweep_app.App
         self.max_batch_size = max_batch_size
         self.params = dict(params or {})
         self.summary = summary
@@ -49,9 +65,12 @@ class SeedhpSweeper(Sweeper):
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
+        from seedhp.sweep_app import prepare
+
         self.config, self.hydra_context = config, hydra_context
+        self.app = prepare(task_function, config, self.app_settings)
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config
+            hydra_context=hydra_context, task_function=self.app.task, config=config
         )
 
     def sweep(self, arguments: list[str]) -> Any:
@@ -65,6 +84,7 @@ class SeedhpSweeper(Sweeper):
             self.params,
             list(arguments),
             self.max_batch_size,
+            self.app,
             self.summary,
             self.reuse,
         )

@@ -7,7 +7,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from seedhp.config import Settings, TrackingSettings
+from seedhp.apps import Target
+from seedhp.config import TrackingSettings
 from seedhp.errors import ConfigError
 from seedhp.report.collect import collect
 from seedhp.report.reseed import plan
@@ -21,13 +22,13 @@ log = logging.getLogger("seedhp")
 
 
 def reseed(
-    tracker: Tracker, parent: str, settings: Settings, launcher: Launcher, first_job_idx: int
+    tracker: Tracker, parent: str, settings: Target, launcher: Launcher, first_job_idx: int
 ) -> int:
     """Launch the fresh-seed runs both winners still lack, nested under `parent` with role
     reseed, in the sweep's own store and experiment; a fresh seed that already has a finished
     run of the winner's configuration in the store is reused. Returns how many were launched."""
     n = settings.report.fresh_seeds
-    if n < 1:
+    if n < 1 or not settings.own:  # another app's fresh-seed re-runs: not yet
         return 0
     jobs, reused = [], []
     for item in plan(collect(tracker, parent), n):
@@ -78,7 +79,7 @@ def quote(value: str) -> str:
     return "'" + value.replace("'", "\\'") + "'"
 
 
-def report(tracker: Tracker, parent: str, settings: Settings, sweep_dir: Path) -> Path | None:
+def report(tracker: Tracker, parent: str, settings: Target, sweep_dir: Path) -> Path | None:
     if not settings.report.enabled:
         return None
     from seedhp.report import Options, build_report  # matplotlib: only when a report is due
