@@ -55,6 +55,7 @@ lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/mypy
 
 ui: $(STAMP) ## the MLflow UI on the project's store (http://127.0.0.1:5000)
+	@echo "MLflow UI: http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (its model-training view; 3.17 opens on GenAI otherwise)"
 	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port 5000
 
 services: $(STAMP) ## start a local PostgreSQL (:5433, databases optuna and mlflow) and MLflow server (:5055) in .services/

@@ -906,6 +906,9 @@ def _finish(ctx: _Context, status: str) -> str:
     lines += [
         f"Results: {path}",
         f"MLflow: experiment '{ctx.tracker.experiment_name}', parent run {ctx.parent}",
-        f"Browse: make ui  |  make dashboard  (optuna-dashboard {redact(s.storage)})",
+        f"Browse: make ui, then {ctx.tracker.ui_url()}  |  make dashboard  "
+        f"(optuna-dashboard {redact(s.storage)})"
+        if ctx.tracker.uri.startswith("sqlite:")
+        else f"Browse: {ctx.tracker.ui_url()}  |  optuna-dashboard {redact(s.storage)}",
     ]
     return "\n".join(lines)

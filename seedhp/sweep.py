@@ -272,9 +272,10 @@ def _report(
         f"Sweep directory: {sweep_dir}",
         f"MLflow: experiment '{settings.tracking.experiment}', parent run {parent} "
         f"(its seed-runs are nested under it)",
-        f"Browse: make ui   (or: mlflow ui --backend-store-uri {uri})"
+        f"Browse: make ui   (or: mlflow ui --backend-store-uri {uri}), then "
+        f"{tracker.ui_url()}"
         if uri.startswith("sqlite:")
-        else f"Browse: {uri}",
+        else f"Browse: {tracker.ui_url()}",
     ]
     return "\n".join(lines)
 

@@ -37,6 +37,7 @@ HEARTBEAT_TAG = "seedhp.heartbeat"  # unix seconds: its process was alive then
 # MLflow 3's UI opens an experiment of this kind on its training-runs table, not on the GenAI
 # overview (traces); the UI's own "experiment type" setting writes the same tag
 KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
+UI_VIEW = "workflowType=machine_learning"  # 3.17's UI: its "Model training" view, not GenAI
 REUSED_BY = "seedhp.reused_by."  # + parent run id: a sweep that counts this run as its own
 HEARTBEAT_SECONDS = 30.0  # a process with open runs stamps one of them this often
 STALE_SECONDS = 300.0  # a RUNNING run of another host with no stamp for this long is KILLED
@@ -189,6 +190,13 @@ class Tracker:
 
     def run_url_hint(self, run_id: str) -> str:
         return f"experiment {self.experiment_id}, run {run_id}"
+
+    def ui_url(self) -> str:
+        """The experiment's runs in the MLflow UI: `make ui`'s address for a local store, the
+        server's own otherwise. MLflow 3.17's UI opens an experiment on its GenAI overview
+        (traces) unless the address asks for the model-training view."""
+        base = self.uri if self.uri.startswith("http") else "http://127.0.0.1:5000"
+        return f"{redact(base).rstrip('/')}/#/experiments/{self.experiment_id}?{UI_VIEW}"
 
 
 class _Heartbeat:

@@ -18,6 +18,7 @@ from seedhp.apps import (
     RunContext,
     TrackedTask,
     app_config_id,
+    app_seed,
     returned_metrics,
     run_name,
 )
@@ -153,24 +154,23 @@ def test_grid_sweep_of_another_app_records_each_job_as_a_seed_run(tmp_path: Path
     assert "6 already finished in the store are reused" in again.stdout + again.stderr
 
 
-@pytest.mark.parametrize(
-    "args, says",
-    [
-        (["hydra/launcher=packed"], "hydra/launcher=packed: seedhp's launchers"),
-        (["hydra.sweeper.seed_key=seed"], "hydra.sweeper.seed_key=seed: names no key"),
-    ],
-)
-def test_another_app_fails_in_one_line_before_training(
-    tmp_path: Path, args: list[str], says: str
-) -> None:
+def test_another_app_asking_for_seedhps_launcher_fails_in_one_line(tmp_path: Path) -> None:
     app = _app(tmp_path)
-    extra = [] if any("seed_key" in a for a in args) else ["hydra.sweeper.seed_key=trainer.seed"]
-    done = _run(tmp_path, app, "-m", "hydra/sweeper=seedhp", *extra, *args, "trainer.seed=0,1")
+    done = _run(tmp_path, app, "-m", "hydra/sweeper=seedhp", "hydra.sweeper.seed_key=trainer.seed",
+                "hydra/launcher=packed", "trainer.seed=0,1")  # fmt: skip
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1].startswith(f"seedhp: error: {says}")
-    assert not (tmp_path / "outputs" / "mlflow.db").exists() or not [
-        r for r in _runs(tmp_path) if "config_id" in r.data.tags
-    ]
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("seedhp: error: hydra/launcher=packed: seedhp's launchers")
+    assert not (tmp_path / "outputs" / "mlflow.db").exists()
+
+
+def test_a_seed_key_that_names_nothing_is_one_line() -> None:
+    cfg = OmegaConf.create({"trainer": {"seed": 0}, "lr": 0.1})
+    assert app_seed(cfg, "trainer.seed") == 0
+    with pytest.raises(ConfigError, match=r"hydra\.sweeper\.seed_key=seed: names no key"):
+        app_seed(cfg, "seed")
+    with pytest.raises(ConfigError, match=r"^trainer\.seed=-1"):
+        app_seed(OmegaConf.create({"trainer": {"seed": -1}}), "trainer.seed")
 
 
 def test_installing_seedhp_leaves_optuna_to_hydra_optuna_sweeper(tmp_path: Path) -> None:

@@ -208,11 +208,13 @@ def test_bad_input_in_a_process_of_its_own(tmp_path_factory: pytest.TempPathFact
 
 
 def test_seed_sweep_end_to_end(tmp_path: Path) -> None:
-    result = cli(["-m", "seed=range(0,20)", "train.epochs=3"], cwd=tmp_path)
+    result = cli(["-m", "seed=range(0,20)", "train.epochs=2"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     log = result.stdout + result.stderr
     assert "job  1/20" in log and "job 20/20" in log
     assert "Browse: make ui" in result.stdout
+    # MLflow 3.17's UI opens on GenAI unless the address asks for the training-runs view
+    assert "/#/experiments/1?workflowType=machine_learning" in result.stdout
 
     outputs = tmp_path / "outputs"
     runs = all_runs(outputs)
@@ -227,13 +229,10 @@ def test_seed_sweep_end_to_end(tmp_path: Path) -> None:
     assert sorted(int(r.data.tags["seed"]) for r in children) == list(range(20))
     assert len({r.data.tags["config_id"] for r in children}) == 1
     child = children[0]
-    assert child.data.params["train.epochs"] == "3" and "seed_stream.init" in child.data.params
+    assert child.data.params["train.epochs"] == "2" and "seed_stream.init" in child.data.params
     client = mlflow_client(outputs)
-    assert [m.step for m in client.get_metric_history(child.info.run_id, "train_loss")] == [
-        1,
-        2,
-        3,
-    ]
+    steps = [m.step for m in client.get_metric_history(child.info.run_id, "train_loss")]
+    assert steps == [1, 2]
     assert "config.yaml" in {a.path for a in client.list_artifacts(child.info.run_id)}
 
     # the summary agrees with the runs it summarises
