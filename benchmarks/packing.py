@@ -32,8 +32,9 @@ from typing import Any
 import torch
 
 from examples import own_model
-from seedhp import models
-from seedhp.data import (
+from seedhp.sweep.packing import CPU_PACK, GPU_PACK
+from seedhp.train import models
+from seedhp.train.data import (
     Splits,
     load_digits,
     load_synthetic,
@@ -41,10 +42,9 @@ from seedhp.data import (
     split,
     steps_per_epoch,
 )
-from seedhp.optim import sgd_scaled_vectors
-from seedhp.packing import CPU_PACK, GPU_PACK
-from seedhp.seeds import derive_seeds
-from seedhp.train import Schedule, TrainSettings, build_pack, per_seed_loss, train
+from seedhp.train.loop import Schedule, TrainSettings, build_pack, per_seed_loss, train
+from seedhp.train.optim import sgd_scaled_vectors
+from seedhp.train.seeds import derive_seeds
 
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, SXM data sheets
 

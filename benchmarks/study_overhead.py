@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from seedhp.urls import redact
+from seedhp.job.urls import redact
 
 TIMED = {  # module: functions whose wall time is summed
     "seedhp.study": ["_next_trial", "_tell", "finished_seed_runs", "_launch_seeds"],
@@ -45,7 +45,7 @@ def main() -> None:
 
     tic = time.perf_counter()
     import seedhp.__main__ as entry  # imports torch, hydra, seedhp
-    import seedhp.launch
+    import seedhp.sweep.launch
 
     startup = time.perf_counter() - tic
     totals: collections.Counter[str] = collections.Counter()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from seedhp.errors import ConfigError
-from seedhp.pruning import Pruned, report_epoch
+from seedhp.job.hooks import Pruned, report_epoch
 
 __version__ = "0.1.0"
 __all__ = [
@@ -26,11 +26,11 @@ __all__ = [
 ]
 
 _LAZY = {
-    "ModelFactory": "seedhp.models",
-    "check_model": "seedhp.models",
-    "Source": "seedhp.data",
-    "Splits": "seedhp.data",
-    "from_parts": "seedhp.data",
+    "ModelFactory": "seedhp.train.models",
+    "check_model": "seedhp.train.models",
+    "Source": "seedhp.train.data",
+    "Splits": "seedhp.train.data",
+    "from_parts": "seedhp.train.data",
 }
 
 

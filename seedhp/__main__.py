@@ -9,9 +9,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from seedhp.cli import preflight
 from seedhp.errors import exit_on_config_error
-from seedhp.job import run
+from seedhp.job.run import run
+from seedhp.sweep.preflight import preflight
 
 # absolute, so the config tree is found however this module is reached (python -m, import)
 CONF = str(Path(__file__).resolve().parent.parent / "conf")

@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from seedhp.data import RAW_MD5, md5_mismatches
+from seedhp.train.data import RAW_MD5, md5_mismatches
 
 Route = Callable[[Path, Path], str]  # (data root, scratch dir) -> where the files came from
 

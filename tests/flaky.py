@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from seedhp.models import MLP
+from seedhp.train.models import MLP
 
 
 class FlakyMLP(MLP):

@@ -1,4 +1,4 @@
-"""Modules that mix features in the ways a seed pack must not mix seeds (tests/test_custom.py),
+"""Modules that mix features in the ways a seed pack must not mix seeds (tests/train/test_custom.py),
 and modules that break seedhp's model contract."""
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from seedhp.__main__ import entry
-from seedhp.models import build_seeded
-from seedhp.seeds import derive_seeds
+from seedhp.train.models import build_seeded
+from seedhp.train.seeds import derive_seeds
 from tests.conftest import ROOT, all_runs, cli, cli_env, mlflow_client
 from tests.flaky import FlakyMLP
 
@@ -279,7 +279,7 @@ def test_same_seed_same_bits_across_processes_and_after_other_jobs(tmp_path: Pat
 
 def test_failing_seed_runs_do_not_take_the_sweep_down(tmp_path: Path) -> None:
     """Failing seeds fail alone (here one job per seed: the planted failure is in the model's
-    forward, which a pack never calls; tests/test_packing.py plants one inside a pack)."""
+    forward, which a pack never calls; tests/sweep/test_packing.py plants one inside a pack)."""
     flaky = functools.partial(FlakyMLP, hidden=[16])
     doomed = {
         s for s in range(6) if build_seeded(flaky, (1, 8, 8), 10, derive_seeds(s).init).doomed

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from seedhp import fetch
-from seedhp.data import RAW_MD5, load_torchvision, md5_mismatches
+from seedhp.train.data import RAW_MD5, load_torchvision, md5_mismatches
 from tests.conftest import ROOT, cli_env
 from tests.datafiles import write_mnist
 

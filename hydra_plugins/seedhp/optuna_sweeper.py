@@ -1,12 +1,12 @@
 """`hydra/sweeper=seedhp_optuna`: Optuna studies with the seed as a hyperparameter
-(seedhp.study), for seedhp's own app (which also accepts `hydra/sweeper=optuna`, from its own
+(seedhp.sweep.study), for seedhp's own app (which also accepts `hydra/sweeper=optuna`, from its own
 config tree) and for any Hydra app whose task returns a float or a dict of floats.
 
 Settings and syntax follow hydra-optuna-sweeper, so its users can switch without relearning:
 `hydra/sweeper/sampler=random` (or `hydra.sweeper.sampler.name=random`) with
 `hydra.sweeper.sampler.seed`, `hydra.sweeper.direction`, `n_trials`, `study_name`, `storage`,
 `params`. Added: `seed_strategy`, `seed_pool`, `seeds_per_trial`, `aggregate`, `pruner`, and for
-other apps `seed_key`, `objective`, `tracking_uri`, `experiment` (seedhp.apps).
+other apps `seed_key`, `objective`, `tracking_uri`, `experiment` (seedhp.sweep.tracked).
 
 No `from __future__ import annotations` here: Hydra executes plugin modules outside
 sys.modules, where dataclasses cannot resolve string annotations.
@@ -88,12 +88,12 @@ class OptunaSweeper(Sweeper):
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None
         self.launcher: Optional[Launcher] = None
-        self.app: Any = None  # seedhp.sweep_app.App: seedhp's own task or any app's
+        self.app: Any = None  # seedhp.sweep.app.App: seedhp's own task or any app's
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
-        from seedhp.sweep_app import prepare
+        from seedhp.sweep.app import prepare
 
         self.config, self.hydra_context = config, hydra_context
         self.app = prepare(task_function, config, self.settings)
@@ -102,7 +102,7 @@ class OptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: List[str]) -> Any:
-        from seedhp.study import optuna_sweep
+        from seedhp.sweep.study import optuna_sweep
 
         assert self.config is not None and self.hydra_context is not None and self.launcher
         settings = {

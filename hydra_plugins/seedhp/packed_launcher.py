@@ -38,8 +38,8 @@ class PackedLauncher(SeedhpLauncher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
-        from seedhp.launch import Composer
-        from seedhp.packing import Packer, launch_packed
+        from seedhp.sweep.launch import Composer
+        from seedhp.sweep.packing import Packer, launch_packed
 
         assert self.config is not None and self.hydra_context and self.task_function
         if self.composer is None:

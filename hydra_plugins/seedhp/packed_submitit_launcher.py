@@ -1,6 +1,6 @@
 """`hydra/launcher=packed_submitit_slurm` and `packed_submitit_local`: hydra-submitit-launcher's
 settings (partition, gpus_per_node, timeout_min, array_parallelism, ...) plus `pack_size`; one
-submitit task trains one pack of a configuration's seeds (seedhp.packing), so a SLURM array of
+submitit task trains one pack of a configuration's seeds (seedhp.sweep.packing), so a SLURM array of
 N tasks trains N packs. Every seed still gets its own job directory, JobReturn and MLflow run.
 
 No `from __future__ import annotations` here: Hydra executes plugin modules outside
@@ -61,7 +61,7 @@ class _PackedSubmititLauncher(Launcher):
         self, job_overrides: Sequence[Sequence[str]], job_numbers: Sequence[int], state: Any
     ) -> Sequence[JobReturn]:
         """In the submitit task: train this pack (halving it on OOM or failure)."""
-        from seedhp.submit import train_pack_task
+        from seedhp.sweep.submit import train_pack_task
 
         assert self.config is not None and self.hydra_context and self.task_function
         return train_pack_task(self, job_overrides, job_numbers, state)
@@ -69,7 +69,7 @@ class _PackedSubmititLauncher(Launcher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
-        from seedhp.submit import submit_packs
+        from seedhp.sweep.submit import submit_packs
 
         assert self.config is not None
         return submit_packs(self, job_overrides, initial_job_idx)

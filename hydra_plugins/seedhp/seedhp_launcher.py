@@ -41,7 +41,7 @@ class SeedhpLauncher(Launcher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
-        from seedhp.launch import Composer, launch_in_process
+        from seedhp.sweep.launch import Composer, launch_in_process
 
         assert self.config is not None and self.hydra_context and self.task_function
         if self.composer is None:

@@ -1,6 +1,6 @@
 """`hydra/sweeper=seedhp`: Hydra's grid (cartesian product) semantics, checked whole before any
 training, with an MLflow parent run and a per-configuration summary at the end; for seedhp's
-own app and for any Hydra app whose task returns a float or a dict of floats (seedhp.apps).
+own app and for any Hydra app whose task returns a float or a dict of floats (seedhp.sweep.tracked).
 
 No `from __future__ import annotations` here: Hydra executes plugin modules outside
 sys.modules, where dataclasses cannot resolve string annotations.
@@ -53,7 +53,7 @@ class SeedhpSweeper(Sweeper):
             "tracking_uri": tracking_uri,
             "experiment": experiment,
         }
-        self.app: Any = None  # seedhp.sweep_app.App
+        self.app: Any = None  # seedhp.sweep.app.App
         self.max_batch_size = max_batch_size
         self.params = dict(params or {})
         self.summary = summary
@@ -65,7 +65,7 @@ class SeedhpSweeper(Sweeper):
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
-        from seedhp.sweep_app import prepare
+        from seedhp.sweep.app import prepare
 
         self.config, self.hydra_context = config, hydra_context
         self.app = prepare(task_function, config, self.app_settings)
@@ -74,7 +74,7 @@ class SeedhpSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
-        from seedhp.sweep import grid_sweep
+        from seedhp.sweep.grid import grid_sweep
 
         assert self.config is not None and self.hydra_context is not None and self.launcher
         return grid_sweep(

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from seedhp.job.tracking import Tracker
 from seedhp.report.compute import Options
-from seedhp.tracking import Tracker
 
 __all__ = ["Options", "build_report"]
 

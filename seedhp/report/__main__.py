@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from seedhp.console import main
+from seedhp.report.console import main
 
 if __name__ == "__main__":
     raise SystemExit(main(["report", *sys.argv[1:]]))

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from seedhp.errors import ConfigError
+from seedhp.job.tracking import Tracker
 from seedhp.report import figures as fig
 from seedhp.report.collect import RunSet, collect, curves, predictions
 from seedhp.report.compute import MAX_FIGURED, Options, compute
 from seedhp.report.html import render
-from seedhp.tracking import Tracker
 
 
 def build_report(

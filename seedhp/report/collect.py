@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from seedhp.contrast import SeedRun
 from seedhp.errors import ConfigError
-from seedhp.reuse import reused_runs, sweep_runs
-from seedhp.summary import latest_per_seed, maximize
-from seedhp.tracking import PARENT_TAG, Tracker, role, status
-from seedhp.urls import redact
+from seedhp.job.tracking import PARENT_TAG, Tracker, role, status
+from seedhp.job.urls import redact
+from seedhp.stats.contrast import SeedRun
+from seedhp.stats.summary import latest_per_seed, maximize
+from seedhp.sweep.reuse import reused_runs, sweep_runs
 
 EPOCH_CURVES = ("val_acc", "val_loss", "train_loss")  # objectives with a per-epoch curve
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from seedhp import stats
-from seedhp.contrast import SeedRun, audit, compare, group, select
 from seedhp.report.collect import RunSet
-from seedhp.summary import maximize
+from seedhp.stats import core as stats
+from seedhp.stats.contrast import SeedRun, audit, compare, group, select
+from seedhp.stats.summary import maximize
 
 MAX_FIGURED = 12  # configurations that get their own histogram and convergence figure
 

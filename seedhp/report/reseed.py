@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seedhp.contrast import fresh_seeds, select
 from seedhp.report.collect import RunSet
+from seedhp.stats.contrast import fresh_seeds, select
 
 
 @dataclass(frozen=True)

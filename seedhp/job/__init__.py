@@ -1,0 +1,1 @@
+"""One job: its settings, identity, MLflow record and hooks (no Hydra)."""

@@ -1,0 +1,511 @@
+"""The task behind `python -m seedhp`: one composed Hydra config in, one seed-run out.
+
+This module is the edge where Hydra's DictConfig becomes plain typed values (seedhp.job.settings) and
+instantiated objects (model factory, optimizer factory, data source); below it nothing sees
+Hydra.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from seedhp.errors import ConfigError, exit_on_config_error  # noqa: F401 (re-exported)
+from seedhp.job.hooks import Pruned, report_epoch
+from seedhp.job.settings import Settings, flatten, parse, resolve_device
+from seedhp.job.tracking import Tracker, metric
+from seedhp.job.urls import redact
+from seedhp.sweep.tracked import run_name
+from seedhp.train.data import Source, Splits, check_augment, from_parts, split
+from seedhp.train.loop import SeedResult, objective_value, train
+from seedhp.train.models import ModelFactory, check_model
+from seedhp.train.probe import Choice, choose_engine
+from seedhp.train.seeds import SeedStreams, derive_seeds
+
+log = logging.getLogger("seedhp")
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+FLUSH_SECONDS = 30.0  # a long run's curves reach MLflow at least this often
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """What Hydra knows about the job, as plain values (defaults outside Hydra)."""
+
+    multirun: bool = False
+    output_dir: str = ""
+    choices: tuple[tuple[str, str], ...] = ()
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """Model, data, optimizer and every non-seed override: names a configuration."""
+        picked = dict(self.choices)
+        groups = ("model", "data", "optimizer", "schedule")
+        parts = [picked.get(g, "?") for g in groups]
+        extra = [
+            o
+            for o in configuration_overrides(self.overrides)
+            if o.split("=", 1)[0].lstrip("+~")
+            not in (
+                *groups,
+                "paths.outputs",
+                "experiment",
+                "search",
+                "model._target_",  # named in place of `custom` already
+                "data.source._target_",
+            )
+        ]
+        return " ".join(["/".join(parts), *sorted(extra)])
+
+
+def job_info(cfg: DictConfig | None = None) -> JobInfo:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return JobInfo()
+    hc = HydraConfig.get()
+    return JobInfo(
+        multirun=hc.mode == RunMode.MULTIRUN,
+        output_dir=str(hc.runtime.output_dir),
+        choices=named_choices(hc.runtime.choices, cfg),
+        overrides=tuple(hc.overrides.task),
+    )
+
+
+def named_choices(choices: Any, cfg: DictConfig | None) -> tuple[tuple[str, str], ...]:
+    """The config group choices of a job, the user's own targets named for `custom`
+    (model=custom is its model._target_, data=custom its data.source._target_)."""
+    picked = {str(k): str(v) for k, v in choices.items() if v is not None and "hydra" not in k}
+    for group, key in (("model", "model._target_"), ("data", "data.source._target_")):
+        if picked.get(group) == "custom" and cfg is not None:
+            picked[group] = str(OmegaConf.select(cfg, key, default="custom"))
+    return tuple(sorted(picked.items()))
+
+
+def configuration_overrides(overrides: Sequence[str]) -> list[str]:
+    """A job's overrides without its seed and seedhp's bookkeeping: its configuration."""
+    return [
+        o
+        for o in overrides
+        if o.split("=", 1)[0].lstrip("+~") != "seed"
+        and not o.lstrip("+~").startswith(("tracking.", "report."))
+    ]
+
+
+def check(cfg: DictConfig) -> tuple[Settings, Splits]:
+    """Everything about a job that can be wrong before training: config values, the data set,
+    batch size against the data, the device, the model against the data, the tracking store."""
+    settings = parse(_container(cfg))
+    resolve_device(settings.device)
+    streams = derive_seeds(settings.seed, settings.pinned)
+    data = load_splits(cfg, settings.val_size, streams.split)
+    if settings.train.batch_size > len(data.train):
+        raise ConfigError(
+            "train.batch_size",
+            settings.train.batch_size,
+            f"must be <= the {len(data.train)} training examples of {data.name}",
+        )
+    check_augment(settings.train.augment, data.shape, settings.train.crop_padding)
+    check_model(model_factory(cfg), data.shape, data.num_classes)
+    Tracker(settings.tracking.uri, settings.tracking.experiment)
+    return settings, data
+
+
+def model_factory(cfg: DictConfig) -> ModelFactory:
+    """The model callable of `cfg.model` under seedhp's contract (seedhp.models.ModelFactory)."""
+    if OmegaConf.is_missing(cfg.model, "_target_"):
+        raise ConfigError(
+            "model._target_",
+            "???",
+            "model=custom needs your model: model._target_=pkg.module.Name (a callable that "
+            "returns a torch.nn.Module)",
+        )
+    target = str(OmegaConf.select(cfg, "model._target_", default="?"))
+    try:
+        return ModelFactory(_instantiate(cfg.model), target)
+    except ConfigError:
+        raise
+    except Exception as err:  # Hydra cannot import or call the target
+        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError("model._target_", target, f"cannot be used: {text}"[:400]) from None
+
+
+# (config_id and what the choice depends on) -> the engine chosen, in this process
+_ENGINES: dict[tuple[str, ...], Choice] = {}
+
+
+def pack_engine(cfg: DictConfig, settings: Settings, data: Splits, device: torch.device) -> str:
+    """The engine every seed of this configuration trains with, alone or packed: train.engine,
+    or for `auto` the probe's choice, made once per configuration and process."""
+    t = settings.train
+    key = (settings.config_id, str(device), t.kernels, t.precision, t.engine)
+    if key not in _ENGINES:
+        choice = choose_engine(
+            model_factory(cfg), _instantiate(cfg.optimizer), data, settings.train, device
+        )
+        if choice.rejected:
+            log.warning(
+                "model %s: %s; its seeds train with the %s engine",
+                OmegaConf.select(cfg, "model._target_"),
+                "; ".join(choice.rejected),
+                choice.engine,
+            )
+        _ENGINES[key] = choice
+    return _ENGINES[key].engine
+
+
+def run(cfg: DictConfig) -> float:
+    """Train one seed-run, record it in MLflow, return the objective (Hydra's task function)."""
+    [value] = run_pack([cfg], [job_info(cfg)])
+    if isinstance(value, BaseException):
+        raise value
+    return value
+
+
+class PackFailed(RuntimeError):
+    """A pack of K > 1 seeds stopped with an error; its runs are deleted, to be trained again
+    in smaller packs, so that the error lands on the seeds that cause it and no others."""
+
+
+class PackOutOfMemory(PackFailed):
+    """The pack did not fit the device: train its seeds in smaller packs (its runs are gone)."""
+
+
+def run_pack(cfgs: Sequence[DictConfig], infos: Sequence[JobInfo]) -> list[float | BaseException]:
+    """Train the seed-runs of one configuration as one pack, one MLflow run each; a plain run is
+    a pack of one. Returns each seed's objective, or the error that stopped the pack.
+
+    cfgs differ only in `seed` (and seedhp's bookkeeping); every config is checked first.
+    """
+    checked = [check(cfg) for cfg in cfgs]
+    settings = [c[0] for c in checked]
+    first, data = settings[0], checked[0][1]
+    if len({s.config_id for s in settings}) != 1:
+        raise ValueError("a pack holds one configuration: its jobs may differ only in seed")
+    device = resolve_device(first.device)
+    streams = [derive_seeds(s.seed, s.pinned) for s in settings]
+    _reset_global_state(streams[0], first.deterministic)
+    data = data.to(device)
+    engine = pack_engine(cfgs[0], first, data, device)
+    settings = [replace(s, train=replace(s.train, engine=engine)) for s in settings]
+    tracker = Tracker(first.tracking.uri, first.tracking.experiment)
+    records: list[_RunLog] = []
+    try:
+        for cfg, s, st, info in zip(cfgs, settings, streams, infos, strict=True):
+            run_id, params = _start_run(tracker, cfg, s, st, info, data, len(cfgs))
+            records.append(
+                _RunLog(
+                    tracker,
+                    run_id,
+                    params,
+                    s.objective,
+                    verbose=not info.multirun,
+                    prunable=len(cfgs) == 1,
+                )
+            )
+        return _train_and_finish(cfgs, settings, infos, streams, data, device, tracker, records)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (a SLURM time limit): not the seeds' fault
+        for record in records:
+            if tracker.is_open(record.run_id):
+                record.send()
+                tracker.interrupt(record.run_id, "its process was interrupted (SIGINT/SIGTERM)")
+        raise
+
+
+def _train_and_finish(
+    cfgs: Sequence[DictConfig],
+    settings: Sequence[Settings],
+    infos: Sequence[JobInfo],
+    streams: Sequence[SeedStreams],
+    data: Splits,
+    device: torch.device,
+    tracker: Tracker,
+    records: Sequence[_RunLog],
+) -> list[float | BaseException]:
+    first = settings[0]
+
+    def on_epoch(epoch: int, epochs: int, per_seed: list[dict[str, float] | None]) -> None:
+        for record, values in zip(records, per_seed, strict=True):
+            record(epoch, epochs, [values])
+
+    try:
+        results = train(
+            model_factory(cfgs[0]),
+            _instantiate(cfgs[0].optimizer),
+            data,
+            streams,
+            first.train,
+            device,
+            on_epoch=on_epoch,
+            keep_predictions=first.tracking.save_predictions,
+        )
+    except Pruned:  # the Optuna trial's pruner stopped it: a short run, not a failure
+        [record] = records
+        record.send(tags={"seedhp.status": "pruned"})
+        tracker.end_run(record.run_id, "KILLED")
+        log.debug("seed %d pruned after epoch %d", first.seed, record.epochs)
+        return [record.last_objective]
+    except Exception as err:
+        if len(cfgs) > 1:
+            for record in records:
+                tracker.delete_run(record.run_id)
+            if _out_of_memory(err):
+                raise PackOutOfMemory(f"{len(cfgs)} seeds did not fit: {err}") from err
+            raise PackFailed(f"a pack of {len(cfgs)} seeds failed: {err}") from err
+        for record in records:
+            record.send(
+                tags={"seedhp.status": "failed", "seedhp.error": f"{type(err).__name__}: {err}"}
+            )
+            tracker.end_run(record.run_id, "FAILED")
+        return [err] * len(cfgs)
+    values: list[float | BaseException] = []
+    for record, result, s, info in zip(records, results, settings, infos, strict=True):
+        _finish_run(tracker, record.run_id, result, record, data)
+        value = objective_value(result.final, s.objective)
+        (log.debug if info.multirun else log.info)(
+            "seed %d %s: %s %.4f, test_acc %.4f (%.2f s) -> MLflow run %s",
+            s.seed,
+            result.status,
+            s.objective,
+            value,
+            result.final["test_acc"],
+            result.final["train_seconds"],
+            record.run_id,
+        )
+        values.append(value)
+    return values
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the CPU allocator's "can't allocate memory"."""
+    return isinstance(err, torch.cuda.OutOfMemoryError) or (
+        isinstance(err, RuntimeError) and "can't allocate memory" in str(err)
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def _container(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config without Hydra's own node (whose runtime values a composed sweep
+    config does not have yet)."""
+    return {
+        str(k): OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+        for k, v in ((k, cfg[k]) for k in cfg if k != "hydra")
+    }
+
+
+def _instantiate(node: DictConfig) -> Any:
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, _convert_="all")
+    except InstantiationException as err:  # bad input found by the target keeps its one line
+        if isinstance(err.__cause__, ConfigError):
+            raise err.__cause__ from None
+        raise
+
+
+@lru_cache(maxsize=4)
+def _source(spec: str) -> Source:
+    """Loaded once per process per data set (jobs of an in-process multirun share it; it is never
+    modified in place)."""
+    node = OmegaConf.create(json.loads(spec))
+    name = str(node.get("_target_", "?"))
+    try:
+        loaded = _instantiate(node)
+    except ConfigError:
+        raise
+    except Exception as err:  # the user's loader: cannot be imported, called, or it raised
+        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError("data.source._target_", name, f"cannot load: {text}"[:400]) from None
+    if isinstance(loaded, Source):
+        return loaded
+    if not (isinstance(loaded, (tuple, list)) and len(loaded) == 2):
+        raise ConfigError(
+            "data.source._target_",
+            name,
+            f"returned a {type(loaded).__name__}; a data loader returns (train, test)",
+        )
+    return from_parts(loaded[0], loaded[1], name)
+
+
+@lru_cache(maxsize=8)
+def _splits(spec: str, val_size: int | float, split_seed: int) -> Splits:
+    return split(_source(spec), val_size, split_seed)
+
+
+def load_splits(cfg: DictConfig, val_size: int | float, split_seed: int) -> Splits:
+    if OmegaConf.is_missing(cfg.data.source, "_target_"):
+        raise ConfigError(
+            "data.source._target_",
+            "???",
+            "data=custom needs your loader: data.source._target_=pkg.module.load (a callable "
+            "that returns (train, test))",
+        )
+    spec = json.dumps(OmegaConf.to_container(cfg.data.source, resolve=True), sort_keys=True)
+    return _splits(spec, val_size, split_seed)
+
+
+def _reset_global_state(streams: SeedStreams, deterministic: bool) -> None:
+    """Whatever ran before in this process, this job starts from the same global state.
+    seedhp draws from its own generators; the global RNGs are reset for any library code that
+    does not."""
+    random.seed(streams.init)
+    np.random.seed(streams.init % 2**32)
+    torch.manual_seed(streams.init)
+    if torch.are_deterministic_algorithms_enabled() != deterministic:  # ~30 ms even unchanged
+        torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.set_grad_enabled(True)
+
+
+def _start_run(
+    tracker: Tracker,
+    cfg: DictConfig,
+    settings: Settings,
+    streams: SeedStreams,
+    info: JobInfo,
+    data: Splits,
+    pack_size: int,
+) -> tuple[str, dict[str, str]]:
+    """Create the run with its identifying tags and the config artifact; returns the run id and
+    the params still to send (they go with the run's first batch of metrics)."""
+    container = _container(cfg)
+    if container.get("tracking", {}).get("uri"):  # what MLflow shows never holds a password
+        container["tracking"]["uri"] = redact(str(container["tracking"]["uri"]))
+    params = {
+        **flatten(container),
+        **streams.as_params(),
+        "split.n_train": str(len(data.train)),  # the noise floor of a score needs these
+        "split.n_val": str(len(data.val)),
+        "split.n_test": str(len(data.test)),
+    }
+    picked = dict(info.choices)
+    tags = {
+        "seed": str(settings.seed),
+        "config_id": settings.config_id,
+        "seedhp.role": settings.tracking.role,
+        "seedhp.status": "running",
+        "seedhp.label": settings.tracking.label or info.label,
+        "seedhp.job_dir": info.output_dir,
+        "seedhp.pack_size": str(pack_size),  # seeds trained together with this one
+        "seedhp.pack_engine": settings.train.engine,  # how: layers | vmap | none
+        # what re-creates this configuration on another seed (seedhp reseed)
+        "seedhp.overrides": json.dumps(configuration_overrides(info.overrides)),
+        **{
+            f"seedhp.{g}": picked[g]
+            for g in ("model", "data", "optimizer", "schedule")
+            if g in picked
+        },
+        **(
+            {"seedhp.sweep": settings.tracking.parent_run_id}
+            if settings.tracking.parent_run_id
+            else {}
+        ),
+        **settings.tracking.tags,
+    }
+    trial = settings.tracking.tags.get("seedhp.trial")
+    name = run_name(
+        settings.seed,
+        f"{_short(picked.get('model', 'model'))}/{_short(picked.get('data', 'data'))}",
+        None if trial is None else int(trial),
+    )
+    run_id = tracker.start_run(name, tags, settings.tracking.parent_run_id)
+    tracker.log_text(run_id, yaml.dump(container, Dumper=_Dumper, sort_keys=False), "config.yaml")
+    return run_id, params
+
+
+def _short(choice: str) -> str:
+    """A custom target's last name (examples.own_model.NormedMLP -> NormedMLP)."""
+    return choice.rsplit(".", 1)[-1]
+
+
+class _RunLog:
+    """One seed-run's pending MLflow record: params and per-epoch metrics, sent in one batch at
+    the end, or every FLUSH_SECONDS for a long run (then its curves show while it trains)."""
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        run_id: str,
+        params: dict[str, str],
+        objective: str,
+        verbose: bool,
+        prunable: bool = True,
+    ) -> None:
+        self.tracker, self.run_id, self.verbose, self.prunable = tracker, run_id, verbose, prunable
+        self.params: dict[str, str] | None = params
+        self.objective, self.last_objective, self.epochs = objective, math.nan, 0
+        self.buffer: list[Any] = []
+        self.last_flush = time.monotonic()
+
+    def __call__(self, epoch: int, epochs: int, per_seed: list[dict[str, float] | None]) -> None:
+        values = per_seed[0]
+        if values is None:
+            return
+        now_ms = int(time.time() * 1000)
+        self.buffer += [metric(k, v, epoch, now_ms) for k, v in values.items()]
+        if self.verbose:
+            log.info(
+                "epoch %*d/%d  train_loss %.4f  val_loss %.4f  val_acc %.4f  lr %.4g  (%.2f s)",
+                len(str(epochs)),
+                epoch,
+                epochs,
+                values["train_loss"],
+                values["val_loss"],
+                values["val_acc"],
+                values["lr"],
+                values["epoch_seconds"],
+            )
+        if time.monotonic() - self.last_flush > FLUSH_SECONDS:
+            self.send()
+        self.epochs = epoch
+        if self.prunable and self.objective in values:  # per epoch: one-seed trials prune
+            self.last_objective = values[self.objective]
+            report_epoch(epoch, values[self.objective])
+
+    def send(self, metrics: Sequence[Any] = (), tags: dict[str, str] | None = None) -> None:
+        """Everything pending plus `metrics` and `tags`, in as few requests as MLflow allows."""
+        self.tracker.log(
+            self.run_id, metrics=[*self.buffer, *metrics], params=self.params, tags=tags
+        )
+        self.buffer, self.params = [], None
+        self.last_flush = time.monotonic()
+
+
+def _finish_run(
+    tracker: Tracker, run_id: str, result: SeedResult, record: _RunLog, data: Splits
+) -> None:
+    epochs = len(result.history["val_acc"])
+    # a final score that is the last epoch's value is already logged at that step
+    finals = [
+        metric(k, v, epochs)
+        for k, v in result.final.items()
+        if not (result.history.get(k) and result.history[k][-1] == v)
+    ]
+    finals.append(metric("diverged", float(result.status == "diverged"), epochs))
+    if result.diverged_epoch is not None:
+        finals.append(metric("diverged_epoch", result.diverged_epoch, epochs))
+    tags = {"seedhp.status": result.status}
+    if result.test_predictions is not None:
+        tags["seedhp.predictions"] = "test_predictions.json"
+    record.send(finals, tags=tags)
+    if result.test_predictions is not None:  # with the labels: a seed ensemble needs nothing else
+        blob = {"predictions": result.test_predictions, "labels": data.test.y.tolist()}
+        tracker.log_text(run_id, json.dumps(blob, separators=(",", ":")), "test_predictions.json")
+    tracker.end_run(run_id, "FINISHED" if result.status == "finished" else "FAILED")

@@ -1,0 +1,356 @@
+"""MLflow tracking through MlflowClient: no fluent API, so no active run leaks between jobs.
+
+One MLflow run per seed-run, nested under its sweep's or study's parent run. Logging is
+batched: a seed-run costs a handful of requests (create, params + config, metrics, end), not one
+per value.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from seedhp.errors import ConfigError
+from seedhp.job.locks import sqlite_lock
+from seedhp.job.owner import gone, this_process
+from seedhp.job.urls import redact
+
+if TYPE_CHECKING:
+    from mlflow.entities import Metric, Run
+    from mlflow.tracking import MlflowClient
+
+# MLflow prints "View run ... at: <url>" on stdout for every run that ends on an HTTP server:
+# one line per seed-run in a 10,000-seed sweep. Set it to false to have them.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+log = logging.getLogger("seedhp")
+PARENT_TAG = "mlflow.parentRunId"
+OWNER_TAG = "seedhp.owner"  # host:pid:start of the process that created the run
+HEARTBEAT_TAG = "seedhp.heartbeat"  # unix seconds: its process was alive then
+# MLflow 3's UI opens an experiment of this kind on its training-runs table, not on the GenAI
+# overview (traces); the UI's own "experiment type" setting writes the same tag
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
+UI_VIEW = "workflowType=machine_learning"  # 3.17's UI: its "Model training" view, not GenAI
+REUSED_BY = "seedhp.reused_by."  # + parent run id: a sweep that counts this run as its own
+HEARTBEAT_SECONDS = 30.0  # a process with open runs stamps one of them this often
+STALE_SECONDS = 300.0  # a RUNNING run of another host with no stamp for this long is KILLED
+_MAX_PARAMS, _MAX_TAGS, _MAX_ITEMS = 100, 100, 1000  # MLflow's log_batch limits
+
+
+def metric(key: str, value: float, step: int = 0, timestamp_ms: int | None = None) -> Metric:
+    from mlflow.entities import Metric
+
+    return Metric(key, float(value), timestamp_ms or int(time.time() * 1000), step)
+
+
+class Tracker:
+    """An MLflow store and experiment, reached once per process per URI."""
+
+    def __init__(self, uri: str, experiment: str) -> None:
+        self.uri, self.experiment_name = uri, experiment
+        with sqlite_lock(uri):
+            self.client = _client(uri)
+            self.experiment_id = _experiment_id(self.client, uri, experiment)
+        self.heartbeat = _heartbeat(uri)
+
+    def start_run(
+        self,
+        name: str,
+        tags: Mapping[str, str],
+        parent_id: str | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> str:
+        all_tags = {
+            **tags,
+            OWNER_TAG: this_process(),
+            **({PARENT_TAG: parent_id} if parent_id else {}),
+        }
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+        run_id = str(run.info.run_id)
+        self.heartbeat.opened(run_id)
+        if params:
+            self.log(run_id, params=params)
+        return run_id
+
+    def log(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """Everything in as few log_batch requests as MLflow's per-request limits allow."""
+        from mlflow.entities import Param, RunTag
+
+        ps = [Param(k, str(v)[:6000]) for k, v in (params or {}).items()]
+        ts = [RunTag(k, str(v)[:8000]) for k, v in (tags or {}).items()]
+        ms = list(metrics)
+        while ps or ts or ms:
+            p, ps = ps[:_MAX_PARAMS], ps[_MAX_PARAMS:]
+            t, ts = ts[:_MAX_TAGS], ts[_MAX_TAGS:]
+            room = _MAX_ITEMS - len(p) - len(t)
+            m, ms = ms[:room], ms[room:]
+            self.client.log_batch(run_id, metrics=m, params=p, tags=t)
+
+    def log_text(self, run_id: str, text: str, path: str) -> None:
+        self.client.log_text(run_id, text, path)
+
+    def log_artifact(
+        self, run_id: str, local_path: str | Path, artifact_path: str | None = None
+    ) -> None:
+        self.client.log_artifact(run_id, str(local_path), artifact_path)
+
+    def log_artifacts(self, run_id: str, local_dir: str | Path, artifact_path: str) -> None:
+        self.client.log_artifacts(run_id, str(local_dir), artifact_path)
+
+    def end_run(self, run_id: str, status: str) -> None:
+        """status: FINISHED | FAILED | KILLED."""
+        self.client.set_terminated(run_id, status)
+        self.heartbeat.closed(run_id)
+
+    def reopen(self, run_id: str) -> None:
+        """Mark a parent run RUNNING again, owned by this process (a resumed or shared study)."""
+        self.client.update_run(run_id, status="RUNNING")
+        self.log(run_id, tags={OWNER_TAG: this_process()})
+        self.heartbeat.opened(run_id)
+
+    def delete_run(self, run_id: str) -> None:
+        """Set aside (soft-delete: `mlflow gc` erases it) a run that was never finished."""
+        self.client.delete_run(run_id)
+        self.heartbeat.closed(run_id)
+
+    def is_open(self, run_id: str) -> bool:
+        """Started by this process and not ended yet."""
+        return run_id in self.heartbeat.open
+
+    def interrupt(self, run_id: str, reason: str) -> None:
+        """End a run that its process could not finish: KILLED, with why in its tags."""
+        self.log(run_id, tags={"seedhp.status": "interrupted", "seedhp.interrupted": reason})
+        self.end_run(run_id, "KILLED")
+
+    def reap(self) -> list[str]:
+        """Mark the runs of this experiment that were left RUNNING by a process that is gone
+        as KILLED (seedhp.status=interrupted, seedhp.interrupted says why): on this host when
+        the process no longer exists, elsewhere after STALE_SECONDS without a heartbeat.
+        Returns the runs marked. Runs seedhp did not create (no owner tag) are left alone."""
+        by_owner: dict[str, list[Run]] = {}
+        for r in self.search("attributes.status = 'RUNNING'"):
+            if OWNER_TAG in r.data.tags:
+                by_owner.setdefault(r.data.tags[OWNER_TAG], []).append(r)
+        now, reaped = time.time(), []
+        for owner, runs in by_owner.items():
+            dead = gone(owner)
+            if dead is None:  # another host: only its heartbeat can tell
+                last = max(
+                    max(float(r.data.tags.get(HEARTBEAT_TAG, 0)), r.info.start_time / 1000)
+                    for r in runs
+                )
+                if now - last <= STALE_SECONDS:
+                    continue
+                reason = f"no heartbeat from process {owner} for {now - last:.0f} s"
+            elif dead:
+                reason = f"its process {owner} is gone"
+            else:
+                continue
+            for r in runs:
+                self.interrupt(r.info.run_id, reason)
+                reaped.append(r.info.run_id)
+        if reaped:
+            log.info(
+                "%d run(s) left RUNNING by processes that are gone: marked KILLED", len(reaped)
+            )
+        return reaped
+
+    def children(self, parent_id: str) -> list[Run]:
+        """Every run nested under `parent_id`, all pages."""
+        return self.search(f"tags.`{PARENT_TAG}` = '{parent_id}'")
+
+    def search(self, filter_string: str) -> list[Run]:
+        """Every run of the experiment that matches an MLflow filter string, all pages."""
+        runs: list[Run] = []
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=filter_string,
+                max_results=1000,
+                page_token=token,
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    def run_url_hint(self, run_id: str) -> str:
+        return f"experiment {self.experiment_id}, run {run_id}"
+
+    def ui_url(self) -> str:
+        """The experiment's runs in the MLflow UI: `make ui`'s address for a local store, the
+        server's own otherwise. MLflow 3.17's UI opens an experiment on its GenAI overview
+        (traces) unless the address asks for the model-training view."""
+        base = self.uri if self.uri.startswith("http") else "http://127.0.0.1:5000"
+        return f"{redact(base).rstrip('/')}/#/experiments/{self.experiment_id}?{UI_VIEW}"
+
+
+class _Heartbeat:
+    """Stamps HEARTBEAT_TAG on the oldest run this process has open, every HEARTBEAT_SECONDS,
+    so that a process on another host can tell a live run from one whose process died. One
+    request per interval per store, however many runs are open (a pack of 256 seeds costs what
+    one seed does)."""
+
+    def __init__(self, client: MlflowClient) -> None:
+        self.client = client
+        self.open: dict[str, None] = {}  # run ids in the order they were opened
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def opened(self, run_id: str) -> None:
+        with self.lock:
+            self.open[run_id] = None
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._beat, daemon=True, name="heartbeat")
+                self.thread.start()
+
+    def closed(self, run_id: str) -> None:
+        with self.lock:
+            self.open.pop(run_id, None)
+
+    def _beat(self) -> None:
+        while True:
+            time.sleep(HEARTBEAT_SECONDS)
+            with self.lock:
+                oldest = next(iter(self.open), None)
+            if oldest is not None:
+                try:
+                    self.client.set_tag(oldest, HEARTBEAT_TAG, f"{time.time():.0f}")
+                except Exception as err:  # a store that hiccups must not end the process
+                    log.debug("heartbeat not recorded: %s", err)
+
+
+@lru_cache(maxsize=8)
+def _heartbeat(uri: str) -> _Heartbeat:
+    return _Heartbeat(_client(uri))
+
+
+def check_reachable(uri: str) -> None:
+    """Fail fast, in one line, on a tracking URI that cannot work; before any training."""
+    if uri.startswith(("http://", "https://")):
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).close()
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            reason = getattr(err, "reason", err)
+            raise ConfigError(
+                "tracking.uri",
+                redact(uri),
+                f"no MLflow tracking server answers there ({reason}); start one "
+                "with `mlflow server` or fix the URL",
+            ) from None
+    elif uri.startswith("sqlite:"):
+        if not uri.startswith("sqlite:///") or uri == "sqlite:///":
+            raise ConfigError(
+                "tracking.uri",
+                redact(uri),
+                "an SQLite URI is sqlite:///relative/path.db or sqlite:////abs/path.db",
+            )
+        Path(uri[len("sqlite:///") :]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache(maxsize=8)
+def _client(uri: str) -> MlflowClient:
+    check_reachable(uri)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in logs
+    from mlflow.tracking import MlflowClient
+
+    for name in ("alembic", "mlflow"):  # after import: mlflow sets its loggers up on import
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        return MlflowClient(tracking_uri=uri)
+    except Exception as err:  # unknown scheme, missing database driver, unreadable store
+        raise ConfigError(
+            "tracking.uri", redact(uri), f"cannot use this MLflow store ({_first_line(err)})"
+        ) from None
+
+
+@lru_cache(maxsize=32)
+def _experiment_id(client: MlflowClient, uri: str, name: str) -> str:
+    try:
+        found = client.get_experiment_by_name(name)
+        if found is not None:
+            if found.lifecycle_stage == "deleted":
+                raise ConfigError(
+                    "tracking.experiment",
+                    name,
+                    "that experiment is deleted in the store; restore it or pick another name",
+                )
+            if KIND_TAG not in found.tags:  # made by another tool, or an older seedhp
+                client.set_experiment_tag(found.experiment_id, KIND_TAG, KIND)
+            return str(found.experiment_id)
+        location = None
+        if uri.startswith("sqlite:///"):  # keep artifacts beside the database, not in CWD
+            db = Path(uri[len("sqlite:///") :]).expanduser().resolve()
+            location = (db.parent / "mlartifacts").as_uri()
+        return str(
+            client.create_experiment(name, artifact_location=location, tags={KIND_TAG: KIND})
+        )
+    except ConfigError:
+        raise
+    except Exception as err:  # MlflowException, SQLAlchemy errors: a store we cannot use
+        raise ConfigError(
+            "tracking.uri", redact(uri), f"cannot use this MLflow store ({_first_line(err)})"
+        ) from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+
+
+def status(r: Run) -> str:
+    """A seed-run's outcome: its seedhp.status tag (finished, diverged, pruned, failed,
+    interrupted), or what MLflow's own status says when the tag is missing."""
+    tag = r.data.tags.get("seedhp.status")
+    if tag and not (tag == "running" and r.info.status != "RUNNING"):
+        return str(tag)
+    return {"FAILED": "failed", "KILLED": "interrupted", "FINISHED": "finished"}.get(
+        r.info.status, "running"
+    )
+
+
+def role(r: Run, parent: str | None = None) -> str:
+    """run | trial | reseed | baseline: the run's own, or the one the sweep `parent` that
+    reuses it gave it."""
+    tags = r.data.tags
+    return str(tags.get(f"{REUSED_BY}{parent}") or tags.get("seedhp.role", "run"))
+
+
+def run_rows(
+    runs: Iterable[Run], objective: str, parent: str | None = None
+) -> list[dict[str, Any]]:
+    """Flatten MLflow runs into the records seedhp.summary needs; a run that the sweep
+    `parent` reuses plays the role that sweep gave it."""
+    rows = []
+    for r in runs:
+        tags, metrics = r.data.tags, r.data.metrics
+        if "config_id" not in tags or "seed" not in tags:
+            continue
+        rows.append(
+            {
+                "run_id": r.info.run_id,
+                "config_id": tags["config_id"],
+                "seed": int(tags["seed"]),
+                "status": status(r),
+                "value": metrics.get(objective, float("nan")),
+                "test_acc": metrics.get("test_acc", float("nan")),
+                "label": tags.get("seedhp.label", tags["config_id"]),
+                "role": role(r, parent),
+                "start_time": r.info.start_time,
+            }
+        )
+    return rows

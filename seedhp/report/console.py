@@ -1,0 +1,172 @@
+"""The `seedhp` command: `seedhp report` and `seedhp reseed` (training is `python -m seedhp`)."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from seedhp.errors import ConfigError
+from seedhp.job.tracking import Tracker
+from seedhp.report import Options, build_report
+from seedhp.report.collect import collect, latest_parent, study_parent
+from seedhp.report.reseed import plan
+from seedhp.sweep.at_end import quote
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="seedhp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    report = sub.add_parser("report", help="write the seed report of a sweep, study or experiment")
+    _source_args(report)
+    report.add_argument("--out", help="report directory (default outputs/reports/<run id>)")
+    report.add_argument(
+        "--black-swan-k",
+        type=float,
+        default=3.0,
+        help="black swans lie beyond median -/+ k MAD (default 3)",
+    )
+    report.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples")
+    report.add_argument("--random-state", type=int, default=0, help="seeds the bootstrap")
+    report.add_argument(
+        "--no-log",
+        action="store_true",
+        help="do not log the report as artifacts of the parent run",
+    )
+    reseed = sub.add_parser(
+        "reseed",
+        help="re-run both winners (seed-tuned, seed-averaged) on "
+        "fresh seeds, tracked like any run, then report",
+    )
+    _source_args(reseed)
+    reseed.add_argument("--seeds", type=int, required=True, help="fresh seeds per winner")
+    reseed.add_argument("--no-report", action="store_true", help="do not write the report after")
+    args = parser.parse_args(argv)
+    try:
+        tracker, parent = _source(args)
+        tracker.reap()
+        if args.command == "reseed":
+            _reseed(args, tracker, parent)
+            if args.no_report:
+                return 0
+        out = Path(
+            getattr(args, "out", None)
+            or Path("outputs/reports") / (parent or tracker.experiment_name)
+        )
+        options = Options(
+            getattr(args, "black_swan_k", 3.0),
+            getattr(args, "bootstrap", 10_000),
+            getattr(args, "random_state", 0),
+        )
+        path = build_report(
+            tracker,
+            parent,
+            out.resolve(),
+            options,
+            log_artifacts=not getattr(args, "no_log", False),
+            key="--study" if args.study else "--run",
+        )
+    except ConfigError as err:
+        print(f"seedhp: error: {err}", file=sys.stderr)
+        return 2
+    print(f"Report: {path}")
+    return 0
+
+
+def _source_args(p: argparse.ArgumentParser) -> None:
+    cwd = Path.cwd()
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--run", help="a sweep's or study's MLflow parent run id (default: the most recent one)"
+    )
+    which.add_argument(
+        "--study", help="an Optuna study name (its parent run is found in --storage)"
+    )
+    which.add_argument("--all", action="store_true", help="every seed-run of the experiment")
+    p.add_argument(
+        "--storage",
+        default=f"sqlite:///{cwd}/outputs/optuna.db",
+        help="Optuna storage of --study (default: the project's)",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: a --study's own store, else outputs/mlflow.db)",
+    )
+    p.add_argument(
+        "--experiment", help="MLflow experiment (default: a --study's own, else seedhp)"
+    )
+
+
+def _source(args: argparse.Namespace) -> tuple[Tracker, str | None]:
+    """The store and the parent run the arguments name. A study's own MLflow store and
+    experiment are recorded in its storage, so --study needs no --tracking-uri."""
+    if args.study:
+        found = study_parent(args.storage, args.study)
+        uri = args.tracking_uri or found.tracking_uri or _default_store()
+        tracker = Tracker(uri, args.experiment or found.experiment or "seedhp")
+        return tracker, found.run_id
+    tracker = Tracker(args.tracking_uri or _default_store(), args.experiment or "seedhp")
+    if args.all:
+        return tracker, None
+    return tracker, args.run or latest_parent(tracker)
+
+
+def _default_store() -> str:
+    return f"sqlite:///{Path.cwd()}/outputs/mlflow.db"
+
+
+def _reseed(args: argparse.Namespace, tracker: Tracker, parent: str | None) -> None:
+    """Each winner's configuration, re-created from its run's resolved config.yaml, on fresh
+    seeds: a grid sweep of `python -m seedhp`, tagged seedhp.reseed_of=<parent>."""
+    if parent is None:
+        raise ConfigError("--all", True, "reseed needs one sweep or study: give --run or --study")
+    if args.seeds < 1:
+        raise ConfigError("--seeds", args.seeds, "an integer >= 1")
+    rs = collect(tracker, parent, "--study" if args.study else "--run")
+    todo = plan(rs, args.seeds)
+    if not todo:
+        print(f"both winners already have {args.seeds} fresh seeds")
+    for item in todo:
+        source = next(r for r in rs.runs if r.config_id == item.config_id and r.role != "reseed")
+        with tempfile.TemporaryDirectory() as tmp:
+            config = tracker.client.download_artifacts(source.run_id, "config.yaml", tmp)
+            command = [
+                # the run's resolved config as the primary config: the same config_id
+                sys.executable,
+                "-m",
+                "seedhp",
+                "-m",
+                f"--config-path={Path(config).parent}",
+                "--config-name=config",
+                "hydra/sweeper=seedhp",
+                "hydra/launcher=seedhp",
+                "hydra.job.name=seedhp",
+                f"hydra.sweep.dir=outputs/multirun/reseed_{parent}_{item.config_id}",
+                "hydra.sweep.subdir=${hydra.job.num}",
+                f"seed={','.join(map(str, item.seeds))}",
+                "tracking.role=reseed",
+                f"tracking.reseed_of={parent}",
+                f"tracking.uri={quote(tracker.uri)}",
+                f"tracking.experiment={quote(tracker.experiment_name)}",
+                "tracking.study=null",
+                "tracking.trial=null",
+                "tracking.strategy=null",
+                "report.enabled=false",
+                f"tracking.label={quote(source.label)}",
+            ]
+            print(
+                f"reseeding {item.config_id} ({source.label}) on seeds "
+                f"{item.seeds[0]}..{item.seeds[-1]}",
+                flush=True,
+            )
+            done = subprocess.run(command, check=False)
+        if done.returncode != 0:
+            raise ConfigError(
+                "reseed", item.config_id, f"the re-run failed (exit {done.returncode})"
+            )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,341 @@
+"""What a sweep's seeds say: the seed-tuned vs seed-averaged selection contrast, pairwise
+comparisons of configurations, and an audit of the protocol's use of seeds (Bethard 2022).
+
+Pure functions over `SeedRun` records (one per seed-run, as seedhp.report collects them from
+MLflow); scores are final metrics, higher is better unless `maximize` is False.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from itertools import combinations
+from typing import Any
+
+from scipy import stats as sps
+
+from seedhp.stats import core as stats
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    run_id: str
+    config_id: str
+    label: str
+    seed: int
+    status: str  # finished | diverged | pruned | failed | interrupted | running
+    role: str  # run | trial | reseed | baseline
+    metrics: dict[str, float]
+    strategy: str | None = None  # tuned | averaged | fixed (Optuna studies), None for a grid
+    model: str | None = None
+    overrides: tuple[str, ...] = ()
+    has_predictions: bool = False
+    start_time: int = 0  # ms since the epoch: of two runs of one (config, seed), the later wins
+
+
+@dataclass(frozen=True)
+class Selection:
+    """One selection rule's winner, and what it is worth on seeds the selection never saw."""
+
+    rule: str  # seed-tuned | seed-averaged
+    config_id: str
+    label: str
+    seed: int | None  # seed-tuned: the chosen seed
+    chosen_on: float  # the validation score the selection saw
+    selected_test: float  # the test score of what was selected (the run; the config's mean)
+    n_seeds: int  # seeds the selection saw for this configuration
+    fresh_n: int
+    fresh_seeds: tuple[int, ...]
+    fresh_val_mean: float
+    fresh_test_mean: float
+    fresh_test_ci: tuple[float, float]
+    optimism: float  # chosen_on - fresh_test_mean
+    seed_luck: float  # chosen_on - fresh_val_mean: what the choice of seeds added
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    a: str  # config_id with the higher mean
+    b: str
+    metric: str
+    n_a: int
+    n_b: int
+    difference: float  # mean(a) - mean(b), in the metric's direction of "better"
+    ci_low: float
+    ci_high: float
+    welch_p: float
+    mannwhitney_p: float
+    p_improvement: float  # P(a > b) for one seed each
+    aso_eps_min: float  # a over b; < 0.5: a better, < 0.2: confidently
+    reversal_rate: float  # one seed each ranks them the other way round
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AuditItem:
+    kind: str  # safe | risky
+    name: str
+    why: str
+
+
+@dataclass
+class Groups:
+    """Finished seed-runs by configuration: those the selection saw, and fresh re-runs."""
+
+    selection: dict[str, list[SeedRun]] = field(default_factory=dict)
+    fresh: dict[str, list[SeedRun]] = field(default_factory=dict)
+
+
+def group(runs: Sequence[SeedRun]) -> Groups:
+    g = Groups()
+    for r in runs:
+        if r.status != "finished":
+            continue
+        (g.fresh if r.role == "reseed" else g.selection).setdefault(r.config_id, []).append(r)
+    for cid, fresh in g.fresh.items():  # a re-run is fresh only on a seed the selection never saw
+        seen = {r.seed for r in g.selection.get(cid, [])}
+        g.fresh[cid] = [r for r in fresh if r.seed not in seen]
+    return g
+
+
+def select(
+    runs: Sequence[SeedRun],
+    objective: str,
+    test_metric: str,
+    maximize: bool,
+    random_state: int = 0,
+) -> list[Selection]:
+    """The seed-tuned winner (best single (configuration, seed) on the objective) and the
+    seed-averaged winner (best configuration by its mean objective over seeds)."""
+    g = group(runs)
+    scored = {cid: [r for r in rs if _ok(r, objective)] for cid, rs in g.selection.items()}
+    scored = {cid: rs for cid, rs in scored.items() if rs}
+    if not scored:
+        return []
+    sign = 1 if maximize else -1
+    best_run = max(
+        (r for rs in scored.values() for r in rs),
+        key=lambda r: (sign * r.metrics[objective], -r.seed),
+    )
+    best_cfg = max(
+        scored, key=lambda c: sign * statistics.fmean(r.metrics[objective] for r in scored[c])
+    )
+    tuned_test = best_run.metrics.get(test_metric, math.nan)
+    avg = scored[best_cfg]
+    return [
+        _selection(
+            "seed-tuned",
+            best_run.config_id,
+            best_run.label,
+            best_run.seed,
+            best_run.metrics[objective],
+            tuned_test,
+            len(scored[best_run.config_id]),
+            g.fresh.get(best_run.config_id, []),
+            objective,
+            test_metric,
+            random_state,
+        ),
+        _selection(
+            "seed-averaged",
+            best_cfg,
+            avg[0].label,
+            None,
+            statistics.fmean(r.metrics[objective] for r in avg),
+            _mean([r.metrics.get(test_metric, math.nan) for r in avg]),
+            len(avg),
+            g.fresh.get(best_cfg, []),
+            objective,
+            test_metric,
+            random_state,
+        ),
+    ]
+
+
+def _selection(
+    rule: str,
+    cid: str,
+    label: str,
+    seed: int | None,
+    chosen: float,
+    test: float,
+    n: int,
+    fresh: list[SeedRun],
+    objective: str,
+    test_metric: str,
+    random_state: int,
+) -> Selection:
+    tests = [r.metrics[test_metric] for r in fresh if _ok(r, test_metric)]
+    vals = [r.metrics[objective] for r in fresh if _ok(r, objective)]
+    mean_test = _mean(tests)
+    ci = (
+        stats.bootstrap_ci(tests, random_state=random_state)
+        if len(tests) > 1
+        else (math.nan, math.nan)
+    )
+    return Selection(
+        rule=rule,
+        config_id=cid,
+        label=label,
+        seed=seed,
+        chosen_on=chosen,
+        selected_test=test,
+        n_seeds=n,
+        fresh_n=len(tests),
+        fresh_seeds=tuple(sorted(r.seed for r in fresh)),
+        fresh_val_mean=_mean(vals),
+        fresh_test_mean=mean_test,
+        fresh_test_ci=ci,
+        optimism=chosen - mean_test,
+        seed_luck=chosen - _mean(vals),
+    )
+
+
+def fresh_seeds(runs: Sequence[SeedRun], n: int) -> list[int]:
+    """n seeds no run of these ever used: after the largest seed in use."""
+    top = max((r.seed for r in runs), default=-1)
+    return list(range(top + 1, top + 1 + n))
+
+
+def compare(
+    runs: Sequence[SeedRun],
+    metric: str,
+    maximize: bool,
+    max_configs: int = 6,
+    random_state: int = 0,
+) -> list[Comparison]:
+    """Every pair among the `max_configs` configurations with the best mean `metric` (of those
+    with two finished seeds or more), the better one first."""
+    g = group(runs)
+    scores = {
+        cid: [r.metrics[metric] for r in rs if _ok(r, metric)] for cid, rs in g.selection.items()
+    }
+    scores = {cid: v for cid, v in scores.items() if len(v) >= 2}
+    sign = 1 if maximize else -1
+    ranked = sorted(scores, key=lambda c: -sign * statistics.fmean(scores[c]))[:max_configs]
+    out = []
+    for a, b in combinations(ranked, 2):
+        va, vb = [sign * x for x in scores[a]], [sign * x for x in scores[b]]
+        diff, lo, hi = stats.mean_difference_ci(va, vb, random_state=random_state)
+        welch = sps.ttest_ind(va, vb, equal_var=False).pvalue
+        mwu = sps.mannwhitneyu(va, vb, alternative="two-sided").pvalue
+        out.append(
+            Comparison(
+                a=a,
+                b=b,
+                metric=metric,
+                n_a=len(va),
+                n_b=len(vb),
+                difference=diff,
+                ci_low=lo,
+                ci_high=hi,
+                welch_p=float(welch),
+                mannwhitney_p=float(mwu),
+                p_improvement=stats.probability_of_improvement(va, vb),
+                aso_eps_min=stats.aso(va, vb, random_state=random_state),
+                reversal_rate=stats.reversal_rate(va, vb),
+            )
+        )
+    return out
+
+
+def audit(runs: Sequence[SeedRun], objective: str, ensembles: bool) -> list[AuditItem]:
+    """What the protocol these runs come from does with seeds (Bethard 2022), each with why."""
+    g = group(runs)
+    sel = [r for rs in g.selection.values() for r in rs]
+    seeds_per_config = {cid: {r.seed for r in rs} for cid, rs in g.selection.items()}
+    strategies = {r.strategy for r in sel if r.strategy}
+    items = []
+    on_test = objective.startswith("test")
+    if on_test:
+        items.append(
+            AuditItem(
+                "risky",
+                "a selection that looked at test scores",
+                f"The objective {objective} is a test score: choosing a "
+                "configuration or a seed on it leaks the test set into the "
+                "choice; choose on validation (train.objective=val_acc).",
+            )
+        )
+    if "fixed" in strategies or (len(g.selection) > 1 and len({r.seed for r in sel}) == 1):
+        seed = sel[0].seed if sel else "?"
+        items.append(
+            AuditItem(
+                "risky",
+                "one fixed seed",
+                f"Every configuration was trained on seed {seed} only: their "
+                "differences mix real effects with one draw of seed luck, and "
+                "a fixed seed makes a run repeatable, not a result reliable.",
+            )
+        )
+    if "tuned" in strategies and ("averaged" in strategies or "fixed" in strategies):
+        items.append(
+            AuditItem(
+                "risky",
+                "a seed-tuned result compared with seed-averaged ones",
+                "These runs come from a seed-tuned study and from other "
+                "strategies: the tuned winner's score includes the luck of its "
+                "chosen seed; compare fresh-seed test means (the selection "
+                "contrast), not the chosen scores.",
+            )
+        )
+    multi = [cid for cid, s in seeds_per_config.items() if len(s) >= 2]
+    models = {r.model for r in sel if r.config_id in multi and r.model}
+    configs_per_model = {m: {r.config_id for r in sel if r.model == m} for m in models}
+    if len(models) >= 2 and all(len(c) == 1 for c in configs_per_model.values()):
+        items.append(
+            AuditItem(
+                "risky",
+                "a comparison where only the seed varied",
+                f"The models ({', '.join(sorted(models))}) are each run in one "
+                "configuration over several seeds: their distributions show "
+                "whether these exact settings differ, not whether one model is "
+                "better; vary their other hyperparameters too.",
+            )
+        )
+    if multi and not on_test:
+        items.append(
+            AuditItem(
+                "safe",
+                "seed searched on validation",
+                "The seed is treated as a hyperparameter and both winners are "
+                f"chosen on {objective}; test scores are reported, not chosen on.",
+            )
+        )
+    many = [cid for cid, s in seeds_per_config.items() if len(s) >= 5]
+    if many:
+        items.append(
+            AuditItem(
+                "safe",
+                "sensitivity analysis",
+                f"{len(many)} configuration(s) ran on 5 seeds or more, so the "
+                "report shows how far the seed alone moves their scores.",
+            )
+        )
+    if ensembles:
+        items.append(
+            AuditItem(
+                "safe",
+                "seed ensembles",
+                "Seed-variants' test predictions are combined by vote, using "
+                "the seeds instead of picking one.",
+            )
+        )
+    return items
+
+
+def _ok(r: SeedRun, metric: str) -> bool:
+    v = r.metrics.get(metric)
+    return v is not None and not math.isnan(v)
+
+
+def _mean(values: Sequence[float]) -> float:
+    v = [x for x in values if not math.isnan(x)]
+    return statistics.fmean(v) if v else math.nan

@@ -1,0 +1,1 @@
+"""The work behind hydra_plugins/: grid, study, launchers, search space."""

@@ -1,0 +1,165 @@
+"""The app behind a sweep, as the sweepers see it (seedhp.sweep.tracked has the pieces).
+
+`prepare` runs in a sweeper's `setup`: it tells seedhp's own task from any other app's, wraps
+the other app's task function so each job is a tracked seed-run, and refuses seedhp's launchers
+for it. The sweepers then only ever ask the `App`: check a composed config, form the jobs of a
+batch in their sweep context, watch each job's score as it finishes, read a score.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.launcher import Launcher
+from omegaconf import DictConfig
+
+from seedhp.errors import ConfigError, exit_on_config_error
+from seedhp.sweep.tracked import (
+    AppSettings,
+    RunContext,
+    Target,
+    TrackedTask,
+    app_settings,
+    app_target,
+    check_launcher,
+    is_own_task,
+    score,
+)
+
+OnJobEnd = Callable[[int, JobReturn], bool]  # (index in the batch, its return) -> go on?
+
+
+@dataclass
+class App:
+    task: Callable[[DictConfig], Any]  # what the launcher runs
+    own: bool
+    settings: AppSettings
+
+    @property
+    def seed_key(self) -> str:
+        return self.settings.seed_key
+
+    def target(self, cfg: DictConfig) -> Target:
+        """Everything about one composed config that can be wrong before training."""
+        if self.own:
+            from seedhp.job.run import check
+
+            return Target.of(check(cfg)[0])
+        return app_target(cfg, self.settings)
+
+    def jobs(self, batch: Sequence[Sequence[str]], context: RunContext) -> list[list[str]]:
+        """The batch's overrides, each job told its place in the sweep: seedhp's own task
+        through `tracking.*` overrides, any other app through its wrapper."""
+        if self.own:
+            return [[*job, *tracking_overrides(context)] for job in batch]
+        assert isinstance(self.task, TrackedTask)
+        self.task.context = context
+        self.task.stopped = False
+        return [list(job) for job in batch]
+
+    @contextlib.contextmanager
+    def watch(
+        self, launcher: Launcher, on_job_end: OnJobEnd, seeds: Sequence[int]
+    ) -> Iterator[bool]:
+        """Around a launch of one job per seed of `seeds`: `on_job_end` hears of each job as it
+        finishes when the launcher runs jobs in this process (yields True), else the caller
+        replays the returns after the batch (yields False)."""
+        if self.own and hasattr(launcher, "on_job_end"):
+            launcher.on_job_end = on_job_end
+            try:
+                yield True
+            finally:
+                launcher.on_job_end = None
+        elif not self.own and _in_process(launcher):
+            assert isinstance(self.task, TrackedTask)
+
+            def on_end(seed: int, value: float | BaseException) -> bool:
+                return on_job_end(list(seeds).index(seed), _ended(value))
+
+            self.task.on_end = on_end
+            try:
+                yield True
+            finally:
+                self.task.on_end = None
+        else:
+            yield False
+
+    def score(self, ret: JobReturn) -> float:
+        """A finished job's objective. The objective named wrongly is bad input: the sweep
+        stops with one line, rather than fail every trial the same way."""
+        if self.own:
+            return float(ret.return_value)
+        with exit_on_config_error():
+            return score(ret.return_value, self.settings.objective)
+
+
+def stop_on_config_error(returns: Sequence[JobReturn]) -> None:
+    """A job that failed on bad input (another app's return value without the objective the
+    sweeper was told to read) ends the sweep with that one line."""
+    for ret in returns:
+        if ret.status == JobStatus.FAILED and isinstance(ret._return_value, ConfigError):
+            with exit_on_config_error():
+                raise ret._return_value
+
+
+def prepare(
+    task_function: Callable[[DictConfig], Any], config: DictConfig, sweeper: Mapping[str, Any]
+) -> App:
+    with exit_on_config_error():
+        own = is_own_task(task_function)
+        settings = app_settings(sweeper)
+        if own:
+            _own_settings(settings)
+        check_launcher(config, own)
+    if own:
+        return App(task_function, True, settings)
+    return App(TrackedTask(task_function, settings), False, settings)
+
+
+def _own_settings(s: AppSettings) -> None:
+    """seedhp's own app names these in its own config: say where."""
+    for key, value, instead in (
+        ("seed_key", s.seed_key if s.seed_key != "seed" else None, "seed"),
+        ("objective", s.objective, "train.objective"),
+        ("tracking_uri", s.tracking_uri, "tracking.uri"),
+        ("experiment", s.experiment, "tracking.experiment"),
+    ):
+        if value is not None:
+            raise ConfigError(
+                f"hydra.sweeper.{key}", value, f"for other apps; seedhp's own app uses {instead}"
+            )
+
+
+def tracking_overrides(c: RunContext) -> list[str]:
+    from seedhp.sweep.at_end import quote
+
+    out = [f"tracking.role={c.role}"]
+    if c.parent_run_id:
+        out.append(f"tracking.parent_run_id={c.parent_run_id}")
+    for key, value in (("study", c.study), ("trial", c.trial), ("strategy", c.strategy)):
+        if value is not None:
+            out.append(f"tracking.{key}={value}")
+    if c.label:
+        out.append(f"tracking.label={quote(c.label)}")
+    return out
+
+
+def _in_process(launcher: Launcher) -> bool:
+    """Hydra's basic launcher runs each job in this process, one after another."""
+    return type(launcher).__name__ == "BasicLauncher"
+
+
+def _ended(value: float | BaseException) -> JobReturn:
+    ret = JobReturn()
+    ret.status = JobStatus.FAILED if isinstance(value, BaseException) else JobStatus.COMPLETED
+    ret._return_value = value
+    return ret
+
+
+def returned(ret: JobReturn) -> Any:
+    """A job's return value, or None for a job skipped after its trial was pruned."""
+    return ret._return_value if ret.status == JobStatus.COMPLETED else None

@@ -1,0 +1,97 @@
+"""The end of a sweep or study: re-run both winners on fresh seeds (report.fresh_seeds), then
+write the report into the sweep directory and onto the parent run."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from seedhp.errors import ConfigError
+from seedhp.job.settings import TrackingSettings
+from seedhp.job.tracking import Tracker
+from seedhp.report.collect import collect
+from seedhp.report.reseed import plan
+from seedhp.sweep.reuse import finished_runs, mark_reused
+from seedhp.sweep.tracked import Target
+
+if TYPE_CHECKING:
+    from hydra.plugins.launcher import Launcher
+
+log = logging.getLogger("seedhp")
+
+
+def reseed(
+    tracker: Tracker, parent: str, settings: Target, launcher: Launcher, first_job_idx: int
+) -> int:
+    """Launch the fresh-seed runs both winners still lack, nested under `parent` with role
+    reseed, in the sweep's own store and experiment; a fresh seed that already has a finished
+    run of the winner's configuration in the store is reused. Returns how many were launched."""
+    n = settings.report.fresh_seeds
+    if n < 1 or not settings.own:  # another app's fresh-seed re-runs: not yet
+        return 0
+    jobs, reused = [], []
+    for item in plan(collect(tracker, parent), n):
+        done = finished_runs(tracker, item.config_id, item.seeds)
+        reused += list(done.values())
+        jobs += [
+            [
+                *item.overrides,
+                f"seed={seed}",
+                *runtime_overrides(settings.tracking),
+                f"tracking.label={quote(item.label)}",
+                f"tracking.parent_run_id={parent}",
+                "tracking.role=reseed",
+            ]
+            for seed in item.seeds
+            if seed not in done
+        ]
+    mark_reused(tracker, reused, parent, "reseed")
+    if jobs or reused:
+        log.info(
+            "re-running both winners on %d fresh seeds: %d seed-runs (%d reused)",
+            n,
+            len(jobs),
+            len(reused),
+        )
+    if jobs:
+        launcher.launch(jobs, initial_job_idx=first_job_idx)
+    return len(jobs)
+
+
+def runtime_overrides(t: TrackingSettings) -> list[str]:
+    """Where a sweep records, as overrides for the jobs it adds (a seed-run's own overrides,
+    which re-create its configuration, leave tracking out)."""
+    return [
+        f"tracking.uri={quote(t.uri)}",
+        f"tracking.experiment={quote(t.experiment)}",
+        f"tracking.save_predictions={str(t.save_predictions).lower()}",
+        *(
+            f"++tracking.tags.{k}={quote(v)}"
+            for k, v in t.tags.items()
+            if not k.startswith("seedhp.")
+        ),
+    ]
+
+
+def quote(value: str) -> str:
+    """A string as a quoted Hydra override value (':' and '/' stay plain, quotes escaped)."""
+    return "'" + value.replace("'", "\\'") + "'"
+
+
+def report(tracker: Tracker, parent: str, settings: Target, sweep_dir: Path) -> Path | None:
+    if not settings.report.enabled:
+        return None
+    from seedhp.report import Options, build_report  # matplotlib: only when a report is due
+
+    r = settings.report
+    try:
+        return build_report(
+            tracker,
+            parent,
+            sweep_dir / "report",
+            Options(r.black_swan_k, r.bootstrap, r.random_state),
+        )
+    except ConfigError as err:  # nothing finished: say so, the sweep itself is done
+        log.warning("no report: %s", err)
+        return None

@@ -1,0 +1,284 @@
+"""The grid sweep behind `hydra/sweeper=seedhp`: expand, check everything, launch, summarise.
+
+A sweep is `check -> open parent run -> launch batches -> summarise`. Every configuration of the
+sweep is composed and checked (config values, data, device, tracking store) before the first
+job trains; a failed job is counted in the summary and never stops the others.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext
+from omegaconf import DictConfig, OmegaConf
+
+from seedhp.errors import ConfigError, exit_on_config_error
+from seedhp.job.settings import check_seed
+from seedhp.job.tracking import Tracker, metric, run_rows
+from seedhp.job.urls import redact
+from seedhp.stats.summary import ConfigSummary, format_table, latest_per_seed, summarize
+from seedhp.sweep import at_end
+from seedhp.sweep.app import App, stop_on_config_error
+from seedhp.sweep.reuse import finished_runs, mark_reused, sweep_runs
+from seedhp.sweep.tracked import RunContext, Target
+
+log = logging.getLogger("seedhp")
+
+
+def expand(overrides: Sequence[Override], seed_key: str = "seed") -> list[list[str]]:
+    """The cartesian product of the sweep, as Hydra's basic sweeper forms it; every `seed` value
+    is checked, and an empty sweep is an error rather than a silent no-op."""
+    lists: dict[str, list[str]] = {}
+    for o in overrides:
+        key = o.get_key_element()
+        text = (o.input_line or "").split("=", 1)[-1]  # the value as the user wrote it
+        if o.is_sweep_override():
+            if not o.is_discrete_sweep():
+                raise ConfigError(
+                    key,
+                    text,
+                    "the grid sweeper takes a,b,c lists, choice(...) and range(...); "
+                    "intervals need hydra/sweeper=optuna",
+                )
+            values = list(o.sweep_iterator())
+            if not values:
+                example = f" e.g. {seed_key}='range(0,10)'" if o.key_or_group == seed_key else ""
+                raise ConfigError(
+                    key, text, f"the sweep is empty: give at least one value;{example}"
+                )
+            if o.key_or_group == seed_key:
+                for v in values:
+                    check_seed(v, seed_key)
+            lists[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+        else:
+            if o.key_or_group == seed_key:
+                check_seed(o.value(), seed_key)
+            lists[key] = [f"{key}={o.get_value_element_as_str()}"]
+    return [list(job) for job in itertools.product(*lists.values())]
+
+
+def configurations(
+    jobs: Sequence[Sequence[str]], seed_key: str = "seed"
+) -> dict[tuple[str, ...], list[str]]:
+    """Each configuration's first job: configurations are jobs without their seed override."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for job in jobs:
+        groups.setdefault(_key(job, seed_key), list(job))
+    return groups
+
+
+def _key(job: Sequence[str], seed_key: str = "seed") -> tuple[str, ...]:
+    return tuple(o for o in job if o.split("=", 1)[0].lstrip("+") != seed_key)
+
+
+def grid_sweep(
+    hydra_context: HydraContext,
+    config: DictConfig,
+    launcher: Launcher,
+    params: dict[str, str],
+    arguments: list[str],
+    max_batch_size: int | None,
+    app: App,
+    with_summary: bool = True,
+    reuse: bool = True,
+) -> list[Sequence[JobReturn]]:
+    parser = OverridesParser.create(config_loader=hydra_context.config_loader)
+    key = app.seed_key
+    with exit_on_config_error():
+        overrides = parser.parse_overrides([f"{k}={v}" for k, v in params.items()] + arguments)
+        jobs = expand(overrides, key)
+        groups = configurations(jobs, key)
+        checked = [
+            app.target(hydra_context.config_loader.load_sweep_config(config, job))
+            for job in groups.values()
+        ]
+    settings = checked[0]
+    tracker = Tracker(settings.tracking.uri, settings.tracking.experiment)
+    tracker.reap()
+    done = _finished(tracker, jobs, groups, checked, key) if reuse else {}
+    log.info(
+        "sweep: %d seed-runs over %d configuration(s), all checked%s",
+        len(jobs),
+        len(checked),
+        f"; {len(done)} already finished in the store are reused "
+        f"(hydra.sweeper.reuse=false trains them again), {len(jobs) - len(done)} to train"
+        if done
+        else "",
+    )
+
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(config, sweep_dir / "multirun.yaml")
+    parent = tracker.start_run(
+        f"sweep {sweep_dir.name}",
+        {
+            "seedhp.kind": "reseed" if settings.tracking.tags.get("seedhp.reseed_of") else "sweep",
+            "seedhp.sweep_dir": str(sweep_dir.resolve()),
+            "seedhp.command": " ".join(arguments),
+            "seedhp.objective": settings.objective,
+            **{k: v for k, v in settings.tracking.tags.items() if k == "seedhp.reseed_of"},
+        },
+        parent_id=settings.tracking.parent_run_id,
+    )
+    mark_reused(tracker, list(done.values()), parent, settings.tracking.role)
+    todo = [job for i, job in enumerate(jobs) if i not in done]
+    context = RunContext(parent, settings.tracking.role)
+    returns: list[Sequence[JobReturn]] = []
+    status = "FAILED"
+    try:
+        batch = max_batch_size or len(todo) or 1
+        first = next_job_number(sweep_dir)  # a re-run in the same directory adds, never overwrites
+        for start in range(0, len(todo), batch):
+            chunk = app.jobs(todo[start : start + batch], context)
+            returns.append(launcher.launch(chunk, first + start))
+            stop_on_config_error(returns[-1])
+        at_end.reseed(tracker, parent, settings, launcher, next_job_number(sweep_dir))
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        failed = [r for rs in returns for r in rs if r.status == JobStatus.FAILED]
+        summaries = _close_parent(tracker, parent, settings, sweep_dir, status, failed, len(done))
+        report = (
+            at_end.report(tracker, parent, settings, sweep_dir) if status == "FINISHED" else None
+        )
+        if with_summary:
+            print(
+                _report(summaries, settings, tracker, parent, sweep_dir, failed, len(done)),
+                flush=True,
+            )
+        if report is not None:
+            print(f"Report: {report}", flush=True)
+    return returns
+
+
+def _finished(
+    tracker: Tracker,
+    jobs: Sequence[Sequence[str]],
+    groups: dict[tuple[str, ...], list[str]],
+    checked: Sequence[Target],
+    seed_key: str = "seed",
+) -> dict[int, Any]:
+    """Job index -> the finished seed-run it would repeat, for jobs that have one."""
+    config_ids = {key: s.config_id for key, s in zip(groups, checked, strict=True)}
+    default_seed = {key: s.seed for key, s in zip(groups, checked, strict=True)}
+    wanted: dict[tuple[str, ...], dict[int, int]] = {}  # configuration -> seed -> job index
+    for i, job in enumerate(jobs):
+        key = _key(job, seed_key)
+        seeds = [int(o.split("=", 1)[1]) for o in job if o.split("=", 1)[0] == seed_key]
+        wanted.setdefault(key, {})[seeds[0] if seeds else default_seed[key]] = i
+    done = {}
+    for key, by_seed in wanted.items():
+        for seed, run in finished_runs(tracker, config_ids[key], by_seed).items():
+            done[by_seed[seed]] = run
+    return done
+
+
+def next_job_number(sweep_dir: Path) -> int:
+    """One past the highest numbered job directory in the sweep directory (0 in a new one)."""
+    numbers = [int(p.name) for p in sweep_dir.iterdir() if p.name.isdigit() and p.is_dir()]
+    return max(numbers, default=-1) + 1
+
+
+def _close_parent(
+    tracker: Tracker,
+    parent: str,
+    settings: Target,
+    sweep_dir: Path,
+    status: str,
+    failed: list[JobReturn],
+    n_reused: int,
+) -> list[ConfigSummary]:
+    rows = run_rows(sweep_runs(tracker, parent), settings.objective, parent)
+    if settings.tracking.role != "reseed":  # fresh-seed re-runs of its winners: the report's
+        rows = [r for r in rows if r["role"] != "reseed"]
+    rows, duplicates = latest_per_seed(rows)
+    summaries = summarize(rows, settings.objective)
+    table = format_table(summaries, settings.objective)
+    (sweep_dir / "summary.txt").write_text(table + "\n")
+    (sweep_dir / "summary.json").write_text(
+        json.dumps(
+            {
+                "objective": settings.objective,
+                "parent_run_id": parent,
+                "reused_runs": n_reused,
+                "ignored_duplicates": [d["run_id"] for d in duplicates],
+                "configurations": [_nan_to_none(s.as_dict()) for s in summaries],
+            },
+            indent=2,
+        )
+    )
+    tracker.log_artifact(parent, sweep_dir / "summary.txt")
+    tracker.log_artifact(parent, sweep_dir / "summary.json")
+    metrics = [
+        metric("seed_runs", len(rows)),
+        metric("failed_runs", len(failed)),
+        metric("reused_runs", n_reused),
+    ]
+    if len(summaries) == 1:  # one configuration: its seed statistics on the parent itself
+        s = summaries[0]
+        metrics += [
+            metric(f"{settings.objective}_{k}", v)
+            for k, v in (
+                ("mean", s.mean),
+                ("std", s.std),
+                ("min", s.min),
+                ("max", s.max),
+                ("gap", s.gap),
+                ("median", s.median),
+            )
+            if not math.isnan(v)
+        ]
+    tracker.log(parent, metrics=metrics)
+    if status == "FINISHED" and rows and all(r["status"] != "finished" for r in rows):
+        status = "FAILED"
+    tracker.end_run(parent, status)
+    return summaries
+
+
+def _report(
+    summaries: list[ConfigSummary],
+    settings: Target,
+    tracker: Tracker,
+    parent: str,
+    sweep_dir: Path,
+    failed: list[JobReturn],
+    n_reused: int,
+) -> str:
+    lines = ["", format_table(summaries, settings.objective)]
+    if n_reused:
+        lines.append(
+            f"{n_reused} seed-run(s) had finished before and were reused, not trained again "
+            "(hydra.sweeper.reuse=false trains them again)"
+        )
+    if failed:
+        lines.append(
+            f"{len(failed)} seed-run(s) failed; their errors are in their MLflow runs "
+            f"(tag seedhp.error) and job logs under {sweep_dir}"
+        )
+    uri = redact(settings.tracking.uri)
+    lines += [
+        f"Sweep directory: {sweep_dir}",
+        f"MLflow: experiment '{settings.tracking.experiment}', parent run {parent} "
+        f"(its seed-runs are nested under it)",
+        f"Browse: make ui   (or: mlflow ui --backend-store-uri {uri}), then {tracker.ui_url()}"
+        if uri.startswith("sqlite:")
+        else f"Browse: {tracker.ui_url()}",
+    ]
+    return "\n".join(lines)
+
+
+def _nan_to_none(row: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN: a statistic that does not exist (std of one run) is null."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}

@@ -1,0 +1,185 @@
+"""Hydra override strings -> an Optuna search space, in hydra-optuna-sweeper's syntax.
+
+    choice(a,b,c) / a,b,c       -> CategoricalDistribution
+    range(start,stop[,step])    -> IntDistribution (FloatDistribution if a bound is a float),
+                                   stop excluded as in Hydra's basic sweeper and Python
+    interval(a,b)               -> FloatDistribution;  int(interval(a,b)) -> IntDistribution
+    tag(log, interval(a,b))     -> the same, log-scaled
+    a plain value               -> a fixed override, passed to every trial unchanged
+
+`seed` carries no order: `seed=range(0,1000)` or `seed=choice(...)` is a CategoricalDistribution
+over those seeds ("choose among these 1000"), never an integer axis, and `interval` is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from seedhp.errors import ConfigError
+from seedhp.job.settings import check_seed
+
+_PRIMITIVE = (bool, int, float, str, type(None))
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched config key; categorical choices keep the override text of each value."""
+
+    key: str
+    distribution: BaseDistribution
+    texts: tuple[str, ...] = ()
+    source: str = ""  # the search space as written, e.g. range(0,1000)
+
+    def override(self, value: Any) -> str:
+        """The `key=value` override that puts a sampled value into a job's config."""
+        if isinstance(self.distribution, CategoricalDistribution):
+            return f"{self.key}={self.texts[self.distribution.choices.index(value)]}"
+        return f"{self.key}={value!r}" if isinstance(value, float) else f"{self.key}={value}"
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    dimensions: tuple[Dimension, ...]
+    fixed: tuple[str, ...]  # overrides every job gets unchanged
+    seed_key: str = "seed"  # the config key that holds the seed
+
+    @property
+    def seed(self) -> Dimension | None:
+        return next((d for d in self.dimensions if d.key == self.seed_key), None)
+
+    def distributions(self) -> dict[str, BaseDistribution]:
+        return {d.key: d.distribution for d in self.dimensions}
+
+
+def merge(params: dict[str, str], arguments: Sequence[str]) -> list[str]:
+    """`hydra.sweeper.params` and command-line overrides; the command line wins per key."""
+    by_key = {k: f"{k}={v}" for k, v in params.items()}
+    for arg in arguments:
+        by_key[arg.split("=", 1)[0]] = arg
+    return list(by_key.values())
+
+
+def parse_space(overrides: Sequence[str], seed_key: str = "seed") -> SearchSpace:
+    parser = OverridesParser.create()
+    dims: list[Dimension] = []
+    fixed: list[str] = []
+    for line in overrides:
+        o = parser.parse_override(line)
+        if o.is_sweep_override():
+            dims.append(dimension(o, seed_key))
+        else:
+            if o.key_or_group == seed_key:
+                check_seed(o.value(), seed_key)
+            fixed.append(line)
+    return SearchSpace(tuple(dims), tuple(fixed), seed_key)
+
+
+def dimension(o: Override, seed_key: str = "seed") -> Dimension:
+    """The Optuna distribution of one sweep override."""
+    key, sweep = o.get_key_element(), o.value()
+    text = (o.input_line or "").split("=", 1)[-1]
+    is_seed = o.key_or_group == seed_key
+    values: list[Any] = list(o.sweep_iterator()) if o.is_discrete_sweep() else []
+    if isinstance(sweep, ChoiceSweep) or (is_seed and isinstance(sweep, RangeSweep)):
+        texts = tuple(o.sweep_string_iterator())
+        if not values:
+            raise ConfigError(key, text, "the search space is empty: give at least one value")
+        if is_seed:
+            for v in values:
+                check_seed(v, seed_key)
+        choices = tuple(
+            v if isinstance(v, _PRIMITIVE) else t for v, t in zip(values, texts, strict=True)
+        )
+        if len(set(choices)) != len(choices):
+            raise ConfigError(key, text, "a choice lists the same value twice")
+        return Dimension(key, CategoricalDistribution(choices), texts, text)
+    if isinstance(sweep, RangeSweep):
+        if not values:
+            raise ConfigError(key, text, "the range is empty: range(start,stop) excludes stop")
+        step = sweep.step
+        if all(isinstance(v, int) for v in (sweep.start, sweep.stop, step)):
+            return Dimension(
+                key, IntDistribution(int(values[0]), int(values[-1]), step=int(step)), source=text
+            )
+        return Dimension(
+            key,
+            FloatDistribution(float(values[0]), float(values[-1]), step=float(step)),
+            source=text,
+        )
+    if isinstance(sweep, IntervalSweep):
+        if is_seed:
+            raise ConfigError(
+                key,
+                text,
+                "seeds carry no order: search them with range(a,b) or "
+                "choice(...), not an interval",
+            )
+        log = "log" in sweep.tags
+        lo, hi = sweep.start, sweep.end
+        if lo is None or hi is None or lo >= hi or (log and lo <= 0):
+            raise ConfigError(key, text, "an interval(a,b) with a < b (and a > 0 when log-scaled)")
+        if isinstance(lo, int) and isinstance(hi, int):
+            return Dimension(key, IntDistribution(lo, hi, log=log), source=text)
+        return Dimension(key, FloatDistribution(float(lo), float(hi), log=log), source=text)
+    raise ConfigError(key, text, "not a search space: use choice, range, interval or a value")
+
+
+def seed_pool(spec: Any) -> list[int]:
+    """`hydra.sweeper.seed_pool` -> distinct seeds: an int N (seeds 0..N-1), a list of ints, or
+    a string range(a,b) / choice(...) / a,b,c (Hydra refuses sweep syntax in hydra.* overrides
+    on the command line, so there N or [a,b,c] are the forms to use)."""
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        if spec < 1:
+            raise ConfigError("hydra.sweeper.seed_pool", spec, "the seed pool is empty")
+        return list(range(spec))
+    if isinstance(spec, (list, tuple)):
+        text = "[" + ",".join(str(v) for v in spec) + "]"
+    else:
+        text = str(spec)
+    o = OverridesParser.create().parse_override(f"seed={text}")
+    values: list[Any]
+    if o.is_sweep_override():
+        if not o.is_discrete_sweep():
+            raise ConfigError("hydra.sweeper.seed_pool", text, "seeds: range(a,b) or choice(...)")
+        values = list(o.sweep_iterator())
+    else:
+        value = o.value()
+        values = list(value) if isinstance(value, list) else [value]
+    if not values:
+        raise ConfigError("hydra.sweeper.seed_pool", text, "the seed pool is empty")
+    seeds = [check_seed(v, "hydra.sweeper.seed_pool") for v in values]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError("hydra.sweeper.seed_pool", text, "the seed pool lists a seed twice")
+    return seeds
+
+
+def grid(space: SearchSpace) -> dict[str, list[Any]]:
+    """Every value of every dimension, for GridSampler; continuous dimensions are refused."""
+    out: dict[str, list[Any]] = {}
+    for d in space.dimensions:
+        dist = d.distribution
+        if isinstance(dist, CategoricalDistribution):
+            out[d.key] = list(dist.choices)
+        elif isinstance(dist, IntDistribution) and not dist.log:
+            out[d.key] = list(range(dist.low, dist.high + 1, dist.step))
+        elif isinstance(dist, FloatDistribution) and dist.step is not None:
+            n = round((dist.high - dist.low) / dist.step)
+            out[d.key] = [dist.low + i * dist.step for i in range(n + 1)]
+        else:
+            raise ConfigError(
+                d.key,
+                dist,
+                "grid and bruteforce samplers need discrete dimensions: choice(...) or range(...)",
+            )
+    return out

@@ -1,0 +1,363 @@
+"""The app a sweeper drives: seedhp's own task, or any Hydra app's task function.
+
+seedhp's sweepers need four things from an app: a checked view of one composed config (its
+seed, objective, `config_id` and where it records: `Target`), the overrides that launch a
+configuration on a seed, a float score from a job's return value, and a way to hand each job
+its place in the sweep (parent run, role, study, trial: `RunContext`).
+
+- seedhp's own task records its seed-runs itself; the context travels as `tracking.*`
+  overrides, and the packed launchers may train it.
+- Any other app's task function is wrapped in `TrackedTask`: each job becomes an MLflow
+  seed-run nested under the sweep's or study's parent run, with seedhp's tags, the job's
+  overrides and flattened config as params, every returned value as a metric, and the run
+  active while the task executes (the app's own `mlflow.log_metric(..., step=epoch)` calls land
+  in it). The sweeper sets the wrapper's `context` before each launch; launchers that run jobs
+  in other processes (joblib, submitit) pickle the wrapper with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from seedhp.errors import ConfigError
+from seedhp.job.hooks import Pruned
+from seedhp.job.settings import ReportSettings, Settings, TrackingSettings, check_seed, flatten
+from seedhp.job.urls import redact
+from seedhp.stats.summary import maximize
+
+OWN_LAUNCHERS = ("seedhp_launcher.", "packed_launcher.", "packed_submitit_launcher.")
+DEFAULT_OBJECTIVE = "objective"  # a task returning one float: its metric's name
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a sweeper knows about the app before any job trains (one composed config)."""
+
+    seed: int
+    objective: str
+    config_id: str
+    outputs: Path
+    tracking: TrackingSettings
+    report: ReportSettings
+    own: bool  # seedhp's own task
+
+    @classmethod
+    def of(cls, s: Settings) -> Target:
+        return cls(s.seed, s.objective, s.config_id, s.outputs, s.tracking, s.report, True)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """A job's place in a sweep: recorded as its seed-run's parent and tags."""
+
+    parent_run_id: str | None = None
+    role: str = "run"  # run | trial | reseed | baseline
+    study: str | None = None
+    trial: int | None = None
+    strategy: str | None = None
+    label: str | None = None
+
+    def tags(self) -> dict[str, str]:
+        out = {"seedhp.role": self.role}
+        if self.parent_run_id:
+            out["seedhp.sweep"] = self.parent_run_id
+        for key, value in (
+            ("seedhp.study", self.study),
+            ("seedhp.trial", self.trial),
+            ("seedhp.strategy", self.strategy),
+        ):
+            if value is not None:
+                out[key] = str(value)
+        return out
+
+
+def run_name(seed: int, label: str, trial: int | None = None) -> str:
+    """What the MLflow UI lists: `t12 s62 cnn/digits`, trial first when there is one."""
+    return " ".join([*([f"t{trial}"] if trial is not None else []), f"s{seed}", label])
+
+
+def is_own_task(task_function: Callable[..., Any]) -> bool:
+    """seedhp's own `python -m seedhp` task (its module is `__main__` when run that way)."""
+    code = getattr(task_function, "__code__", None)
+    own_file = Path(__file__).resolve().parents[1] / "__main__.py"
+    return code is not None and Path(code.co_filename).resolve() == own_file
+
+
+def check_launcher(config: DictConfig, own: bool) -> None:
+    """seedhp's launchers train seedhp's own task only (they compose, pack and record it)."""
+    target = str(OmegaConf.select(config, "hydra.launcher._target_", default="") or "")
+    if not own and any(name in target for name in OWN_LAUNCHERS):
+        choices = OmegaConf.select(config, "hydra.runtime.choices", default=None) or {}
+        raise ConfigError(
+            "hydra/launcher",
+            choices.get("hydra/launcher") or target.rsplit(".", 1)[-1],
+            "seedhp's launchers (packed, seedhp, packed_submitit_*) train seedhp's own task "
+            "only; for this app use basic (the default), joblib or submitit",
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# Any app: settings, identity, the score of a return value
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """The sweeper's settings for an app that is not seedhp's own."""
+
+    seed_key: str = "seed"
+    objective: str | None = None  # the key of a returned dict; None: a float, or a 1-key dict
+    tracking_uri: str | None = None  # None: sqlite:///<cwd>/outputs/mlflow.db
+    experiment: str | None = None  # None: seedhp
+
+    def uri(self) -> str:
+        if self.tracking_uri:
+            return self.tracking_uri
+        return f"sqlite:///{(Path.cwd() / 'outputs').resolve()}/mlflow.db"
+
+
+def app_settings(sweeper: Mapping[str, Any]) -> AppSettings:
+    key = sweeper.get("seed_key") or "seed"
+    if not isinstance(key, str) or not key.replace(".", "").replace("_", "").isalnum():
+        raise ConfigError("hydra.sweeper.seed_key", key, "a dotted config key, e.g. trainer.seed")
+    objective = sweeper.get("objective")
+    if objective is not None and (not isinstance(objective, str) or not objective):
+        raise ConfigError("hydra.sweeper.objective", objective, "the name of a returned value")
+    return AppSettings(key, objective, sweeper.get("tracking_uri"), sweeper.get("experiment"))
+
+
+def app_config_id(container: Mapping[str, Any], seed_key: str) -> str:
+    """A 12-hex-digit hash of a job's resolved config without its seed and Hydra's node: the
+    same for every seed of a configuration, in any process."""
+    pruned = json.loads(json.dumps(dict(container), default=str))
+    pruned.pop("hydra", None)
+    *parents, leaf = seed_key.split(".")
+    node: Any = pruned
+    for p in parents:
+        node = node.get(p) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(leaf, None)
+    blob = json.dumps(pruned, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def app_container(cfg: DictConfig) -> dict[str, Any]:
+    """The app's config without Hydra's node, resolved where it can be outside a job (an
+    interpolation of Hydra's runtime values stays as written)."""
+    out: dict[str, Any] = {}
+    for key in cfg:
+        if key == "hydra":
+            continue
+        try:
+            value = cfg[key]
+            out[str(key)] = (
+                OmegaConf.to_container(value, resolve=True)
+                if OmegaConf.is_config(value)
+                else value
+            )
+        except Exception:  # e.g. ${hydra:...} outside a job: kept as written
+            node = cfg._get_node(key)
+            out[str(key)] = (
+                OmegaConf.to_container(node)
+                if isinstance(node, (DictConfig, ListConfig))
+                else str(node._value() if node is not None else None)
+            )
+    return out
+
+
+def app_seed(cfg: DictConfig, seed_key: str) -> int:
+    value = OmegaConf.select(cfg, seed_key, default=None)
+    if value is None:
+        raise ConfigError(
+            "hydra.sweeper.seed_key",
+            seed_key,
+            "names no key of this app's config: name the key that holds its seed "
+            "(e.g. hydra.sweeper.seed_key=trainer.seed)",
+        )
+    return check_seed(value, seed_key)
+
+
+def app_target(cfg: DictConfig, s: AppSettings) -> Target:
+    """Check one composed config of any app: its seed key holds a seed, the store opens."""
+    from seedhp.job.tracking import Tracker
+
+    container = app_container(cfg)
+    uri, experiment = s.uri(), s.experiment or "seedhp"
+    Tracker(uri, experiment)  # unreachable storage: one line before anything trains
+    return Target(
+        seed=app_seed(cfg, s.seed_key),
+        objective=s.objective or DEFAULT_OBJECTIVE,
+        config_id=app_config_id(container, s.seed_key),
+        outputs=(Path.cwd() / "outputs").resolve(),
+        tracking=TrackingSettings(uri, experiment, None, "run", False, {}),
+        report=ReportSettings(),
+        own=False,
+    )
+
+
+def returned_metrics(value: Any, objective: str | None) -> dict[str, float]:
+    """A task's return value as metrics: a number is the objective, a mapping gives one metric
+    per numeric entry. One ConfigError when the objective cannot be read from it."""
+    if OmegaConf.is_config(value):
+        value = OmegaConf.to_container(value, resolve=True)
+    if isinstance(value, bool) or value is None:
+        raise ConfigError(
+            "the task's return value",
+            value,
+            "a float, or a dict of floats (hydra.sweeper.objective)",
+        )
+    if isinstance(value, (int, float)):
+        return {objective or DEFAULT_OBJECTIVE: float(value)}
+    if isinstance(value, Mapping):
+        out = {
+            str(k): float(v)
+            for k, v in value.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        if objective is None:
+            raise ConfigError(
+                "hydra.sweeper.objective",
+                "null",
+                f"the task returned a dict ({', '.join(out) or 'no numbers'}): name the value "
+                f"to optimise, e.g. hydra.sweeper.objective={next(iter(out), 'val_acc')}",
+            )
+        if objective not in out:
+            raise ConfigError(
+                "hydra.sweeper.objective",
+                objective,
+                f"not among the task's returned values: {', '.join(sorted(out)) or 'none'}",
+            )
+        return out
+    raise ConfigError(
+        "the task's return value",
+        type(value).__name__,
+        "a float, or a dict of floats (hydra.sweeper.objective)",
+    )
+
+
+def score(value: Any, objective: str | None) -> float:
+    return returned_metrics(value, objective)[objective or DEFAULT_OBJECTIVE]
+
+
+def default_direction(objective: str) -> str:
+    return "maximize" if maximize(objective) else "minimize"
+
+
+# ----------------------------------------------------------------------------------------------
+# The wrapper that makes any app's job a tracked seed-run
+
+
+@dataclass
+class TrackedTask:
+    """Any app's task function, each call recorded as one MLflow seed-run (see module doc)."""
+
+    task_function: Callable[[DictConfig], Any]
+    settings: AppSettings
+    context: RunContext = field(default_factory=RunContext)
+    # in-process only (not pickled): (seed, its objective or its error) -> go on with the batch?
+    on_end: Callable[[int, float | BaseException], bool] | None = None
+    stopped: bool = False  # on_end said stop: the batch's remaining jobs do not train
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "on_end": None, "stopped": False}
+
+    def __call__(self, cfg: DictConfig) -> Any:
+        if self.stopped:
+            return None  # the trial was pruned: its remaining seeds are not trained
+        from hydra.core.hydra_config import HydraConfig
+
+        from seedhp.job.tracking import Tracker, metric
+
+        s = self.settings
+        hc = HydraConfig.get()
+        overrides = [str(o) for o in hc.overrides.task]
+        seed = app_seed(cfg, s.seed_key)
+        container = app_container(cfg)
+        config_overrides = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != s.seed_key]
+        label = self.context.label or " ".join([str(hc.job.name), *sorted(config_overrides)])
+        tracker = Tracker(s.uri(), s.experiment or "seedhp")
+        tags = {
+            "seed": str(seed),
+            "config_id": app_config_id(container, s.seed_key),
+            "seedhp.status": "running",
+            "seedhp.label": label,
+            "seedhp.app": str(hc.job.name),
+            "seedhp.seed_key": s.seed_key,
+            "seedhp.job_dir": str(hc.runtime.output_dir),
+            "seedhp.overrides": json.dumps(config_overrides),
+            **self.context.tags(),
+        }
+        run_id = tracker.start_run(
+            run_name(seed, label, self.context.trial), tags, self.context.parent_run_id
+        )
+        params = {
+            **{k: redact(v) if "uri" in k else v for k, v in flatten(container).items()},
+            "overrides": " ".join(overrides)[:6000],
+        }
+        tracker.log(run_id, params=params)
+        started = time.monotonic()
+        try:
+            with _active_run(tracker.uri, run_id):
+                value = self.task_function(cfg)
+            try:
+                metrics = returned_metrics(value, s.objective)
+            except ConfigError:
+                self.stopped = True  # every job would fail the same way: the sweep stops
+                raise
+        except Pruned as err:  # seedhp.report_epoch: the trial's pruner stopped it
+            tracker.log(run_id, tags={"seedhp.status": "pruned", "seedhp.pruned": str(err)})
+            tracker.end_run(run_id, "FINISHED")
+            raise
+        except BaseException as err:
+            interrupted = isinstance(err, KeyboardInterrupt)
+            tracker.log(
+                run_id,
+                tags={
+                    "seedhp.status": "interrupted" if interrupted else "failed",
+                    "seedhp.error": f"{type(err).__name__}: {err}"[:5000],
+                },
+            )
+            tracker.end_run(run_id, "KILLED" if interrupted else "FAILED")
+            if self.on_end is not None and not interrupted and not self.on_end(seed, err):
+                self.stopped = True
+            raise
+        status = "finished" if all(math.isfinite(v) for v in metrics.values()) else "diverged"
+        logged = tracker.client.get_run(run_id).data.metrics  # by the app, while it ran
+        tracker.log(
+            run_id,
+            metrics=[
+                *(metric(k, v) for k, v in metrics.items() if logged.get(k) != v),
+                metric("job_seconds", time.monotonic() - started),
+            ],
+            tags={"seedhp.status": status},
+        )
+        tracker.end_run(run_id, "FINISHED")
+        objective = metrics[s.objective or DEFAULT_OBJECTIVE]
+        if self.on_end is not None and not self.on_end(seed, objective):
+            self.stopped = True
+        return value
+
+
+@contextlib.contextmanager
+def _active_run(uri: str, run_id: str) -> Iterator[None]:
+    """The seed-run as MLflow's active run (its fluent API's store set to the run's), so the
+    app's own mlflow.log_* calls land in it; the caller sets the run's final status."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.start_run(run_id=run_id)
+    try:
+        yield
+    finally:
+        mlflow.end_run()
+        mlflow.set_tracking_uri(previous)

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from seedhp.errors import ConfigError
+from seedhp.job.run import run
+from seedhp.job.tracking import Tracker, check_reachable
+from tests.conftest import all_runs, compose_config, mlflow_client
+
+
+def test_a_seed_run_is_one_batched_mlflow_run(
+    outputs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: Counter[str] = Counter()
+    for name in ("log_batch", "log_metric", "log_param", "set_tag", "create_run", "log_text"):
+        original = getattr(MlflowClient, name)
+
+        def spy(self, *a, _name=name, _orig=original, **kw):  # type: ignore[no-untyped-def]
+            calls[_name] += 1
+            return _orig(self, *a, **kw)
+
+        monkeypatch.setattr(MlflowClient, name, spy)
+    cfg = compose_config(
+        ["train.epochs=4", "seed=7", "tracking.save_predictions=true", "+tracking.tags.owner=me"],
+        outputs,
+    )
+    value = run(cfg)
+    assert calls["log_metric"] == calls["log_param"] == calls["set_tag"] == 0
+    # one create, one batch (params, per-epoch and final metrics, status), the config artifact
+    assert calls["create_run"] == 1 and calls["log_batch"] == 1 and calls["log_text"] == 2
+
+    [r] = all_runs(outputs)
+    tags, params, metrics = r.data.tags, r.data.params, r.data.metrics
+    assert (
+        tags["seed"] == "7"
+        and len(tags["config_id"]) == 12
+        and tags["seedhp.status"] == "finished"
+    )
+    assert tags["owner"] == "me" and tags["seedhp.role"] == "run"
+    assert (
+        params["optimizer.lr"] == "0.05" and params["model._target_"] == "seedhp.train.models.CNN"
+    )
+    assert params["seed"] == "7" and params["seeds.split"] == "0"
+    assert {f"seed_stream.{s}" for s in ("init", "data", "augment", "dropout", "split")} <= set(
+        params
+    )
+    assert metrics["val_acc"] == value and "test_acc" in metrics and "train_seconds" in metrics
+    history = mlflow_client(outputs).get_metric_history(r.info.run_id, "val_acc")
+    assert [m.step for m in history] == [1, 2, 3, 4]  # per epoch (the final score is epoch 4's)
+    artifacts = {a.path for a in mlflow_client(outputs).list_artifacts(r.info.run_id)}
+    assert {"config.yaml", "test_predictions.json"} <= artifacts
+    preds = json.loads(
+        Path(
+            mlflow_client(outputs).download_artifacts(
+                r.info.run_id, "test_predictions.json", str(outputs)
+            )
+        ).read_text()
+    )
+    assert len(preds["predictions"]) == len(preds["labels"]) == 359
+    assert set(preds["predictions"]) <= set(range(10)) and tags["seedhp.predictions"]
+    assert params["split.n_test"] == "359" and params["split.n_val"] == "288"
+
+
+def test_bad_tracking_uris_fail_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"tracking.uri=http://127.0.0.1:9: no MLflow"):
+        check_reachable("http://127.0.0.1:9")
+    with pytest.raises(ConfigError, match="sqlite:///"):
+        check_reachable("sqlite:/relative.db")
+    with pytest.raises(ConfigError, match="cannot use this MLflow store"):
+        Tracker(f"mysql://nobody@127.0.0.1:9/{tmp_path.name}", "x")

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+from scipy import stats as sps
+
+from seedhp.stats.contrast import SeedRun, audit, compare, fresh_seeds, select
+
+
+def run(
+    cid: str,
+    seed: int,
+    val: float,
+    test: float,
+    role: str = "run",
+    status: str = "finished",
+    model: str = "cnn",
+    strategy: str | None = None,
+) -> SeedRun:
+    return SeedRun(
+        run_id=f"{cid}{seed}{role}",
+        config_id=cid,
+        label=f"cfg {cid}",
+        seed=seed,
+        status=status,
+        role=role,
+        metrics={"val_acc": val, "test_acc": test},
+        model=model,
+        strategy=strategy,
+    )
+
+
+RUNS = [
+    run("A", 0, 0.90, 0.89),
+    run("A", 1, 0.91, 0.90),
+    run("A", 2, 0.92, 0.91),
+    run("A", 3, 0.99, 0.93),
+    run("B", 0, 0.94, 0.93),
+    run("B", 1, 0.94, 0.94),
+    run("B", 2, 0.95, 0.94),
+    run("B", 3, 0.95, 0.95),
+    run("A", 4, math.nan, math.nan, status="diverged"),
+    # fresh seeds: A on 10, 11; B on 10, 11; a "fresh" run on seed 2 of A is no fresh seed
+    run("A", 10, 0.91, 0.90, "reseed"),
+    run("A", 11, 0.92, 0.91, "reseed"),
+    run("A", 2, 0.5, 0.5, "reseed"),
+    run("B", 10, 0.95, 0.94, "reseed"),
+    run("B", 11, 0.94, 0.95, "reseed"),
+]
+
+
+def test_seed_tuned_and_seed_averaged_winners_and_their_optimism() -> None:
+    tuned, averaged = select(RUNS, "val_acc", "test_acc", maximize=True)
+    assert (tuned.rule, tuned.config_id, tuned.seed) == ("seed-tuned", "A", 3)
+    assert tuned.chosen_on == 0.99 and tuned.selected_test == 0.93 and tuned.n_seeds == 4
+    assert tuned.fresh_seeds == (10, 11) and tuned.fresh_n == 2
+    assert tuned.fresh_test_mean == pytest.approx(0.905)
+    assert tuned.optimism == pytest.approx(0.99 - 0.905)
+    assert tuned.seed_luck == pytest.approx(0.99 - 0.915)
+    assert (averaged.rule, averaged.config_id, averaged.seed) == ("seed-averaged", "B", None)
+    assert averaged.chosen_on == pytest.approx(0.945)
+    assert averaged.selected_test == pytest.approx(0.94)
+    assert averaged.optimism == pytest.approx(0.945 - 0.945)
+    assert averaged.optimism < tuned.optimism
+    assert fresh_seeds(RUNS, 3) == [12, 13, 14]
+
+
+def test_without_fresh_seeds_the_optimism_is_unknown() -> None:
+    tuned, _ = select([r for r in RUNS if r.role != "reseed"], "val_acc", "test_acc", True)
+    assert tuned.fresh_n == 0 and math.isnan(tuned.optimism)
+
+
+def test_losses_are_minimised() -> None:
+    runs = [
+        SeedRun("a0", "A", "A", 0, "finished", "run", {"val_loss": 0.3, "test_loss": 0.3}),
+        SeedRun("b0", "B", "B", 0, "finished", "run", {"val_loss": 0.2, "test_loss": 0.2}),
+    ]
+    tuned, averaged = select(runs, "val_loss", "test_loss", maximize=False)
+    assert tuned.config_id == averaged.config_id == "B"
+
+
+def test_pairwise_comparison_against_scipy() -> None:
+    [c] = compare(RUNS, "test_acc", maximize=True)
+    a = [0.93, 0.94, 0.94, 0.95]
+    b = [0.89, 0.90, 0.91, 0.93]
+    assert (c.a, c.b, c.n_a, c.n_b) == ("B", "A", 4, 4)
+    assert c.difference == pytest.approx(sum(a) / 4 - sum(b) / 4)
+    assert c.welch_p == pytest.approx(sps.ttest_ind(a, b, equal_var=False).pvalue)
+    assert c.mannwhitney_p == pytest.approx(sps.mannwhitneyu(a, b).pvalue)
+    assert c.p_improvement == pytest.approx(sps.mannwhitneyu(a, b).statistic / 16)
+    assert c.reversal_rate == pytest.approx(1 - c.p_improvement)
+    assert 0 <= c.aso_eps_min < 0.5
+
+
+def names(items) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {i.name: i.kind for i in items}
+
+
+def test_audit_names_safe_and_risky_uses() -> None:
+    assert names(audit(RUNS, "val_acc", ensembles=True)) == {
+        "seed searched on validation": "safe",
+        "seed ensembles": "safe",
+    }
+    many = [run("A", s, 0.9, 0.9) for s in range(5)]
+    assert names(audit(many, "val_acc", False))["sensitivity analysis"] == "safe"
+    assert (
+        names(audit(RUNS, "test_acc", False))["a selection that looked at test scores"] == "risky"
+    )
+    one_seed = [run("A", 7, 0.9, 0.9), run("B", 7, 0.8, 0.8)]
+    assert names(audit(one_seed, "val_acc", False)) == {"one fixed seed": "risky"}
+    mixed = [
+        run("A", 0, 0.9, 0.9, strategy="tuned"),
+        run("B", 1, 0.9, 0.9, strategy="averaged"),
+        run("B", 2, 0.9, 0.9, strategy="averaged"),
+    ]
+    assert (
+        names(audit(mixed, "val_acc", False))[
+            "a seed-tuned result compared with seed-averaged ones"
+        ]
+        == "risky"
+    )
+    models = [run("A", s, 0.9, 0.9, model="cnn") for s in range(3)] + [
+        run("B", s, 0.9, 0.9, model="mlp") for s in range(3)
+    ]
+    assert (
+        names(audit(models, "val_acc", False))["a comparison where only the seed varied"]
+        == "risky"
+    )
+    for item in audit(models, "val_acc", False):
+        assert item.why.endswith(".") and len(item.why) > 40  # one sentence of why

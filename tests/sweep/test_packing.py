@@ -1,0 +1,225 @@
+"""`hydra/launcher=packed` in-process: seeds of one configuration trained as packs, yet every
+seed with its own job directory, JobReturn and MLflow run; packs that run out of memory or fail
+are split, and no seed's result depends on the pack it trained in."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from hydra import initialize_config_dir
+from hydra._internal.callbacks import Callbacks
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.types import HydraContext, RunMode
+from mlflow.entities import ViewType
+from omegaconf import OmegaConf
+
+import seedhp.job.run
+from hydra_plugins.seedhp.packed_launcher import PackedLauncher
+from seedhp.errors import ConfigError
+from seedhp.sweep.packing import Packer
+from tests.conftest import CONF, all_runs, cli, mlflow_client
+
+BASE = ["model=mlp", "model.hidden=[16]", "train.epochs=2"]
+SEEDS = [0, 1, 2, 3, 4]
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Callable[..., list[JobReturn]]]:
+    """launch(jobs, pack_size, where): the packed launcher as Hydra's multirun sets it up."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        gh = GlobalHydra.instance()
+        assert gh.hydra is not None
+
+        def go(jobs: Sequence[Sequence[str]], pack_size: int | str, where: str) -> Any:
+            outputs = tmp_path / where
+            master = gh.hydra.compose_config(  # type: ignore[union-attr]
+                "config", [f"paths.outputs={outputs}"], run_mode=RunMode.MULTIRUN
+            )
+            launcher = PackedLauncher(pack_size=pack_size)
+            launcher.setup(
+                hydra_context=HydraContext(gh.config_loader(), Callbacks(master)),
+                task_function=lambda cfg: None,
+                config=master,
+            )
+            # a sweeper hands over each job's overrides in full, the command line's included
+            jobs = [[f"paths.outputs={outputs}", *j] for j in jobs]
+            return launcher.launch(jobs, initial_job_idx=0), launcher
+
+        yield go
+
+
+def jobs_for(seeds: Sequence[int], *extra: str) -> list[list[str]]:
+    return [[*BASE, *extra, f"seed={s}"] for s in seeds]
+
+
+def values(returns: Sequence[JobReturn]) -> list[float]:
+    return [float(r.return_value) for r in returns]
+
+
+def test_every_seed_gets_its_own_job_dir_return_and_run(launch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # two configurations, interleaved as a sweeper might hand them over
+    jobs = [
+        j
+        for pair in zip(jobs_for(SEEDS), jobs_for(SEEDS, "optimizer.lr=0.02"), strict=True)
+        for j in pair
+    ]
+    returns, launcher = launch(jobs, 8, "packed")
+    assert [r.status for r in returns] == [JobStatus.COMPLETED] * 10
+    assert [r.overrides[1:] for r in returns] == jobs  # in job order, not pack order
+    assert len(launcher.packer.fits) == 2  # one pack per configuration
+
+    job_dirs = sorted(p for p in (tmp_path / "packed" / "multirun").glob("*/*") if p.is_dir())
+    assert [p.name for p in job_dirs] == [str(i) for i in range(10)]
+    for i, d in enumerate(job_dirs):
+        assert OmegaConf.load(d / ".hydra" / "overrides.yaml")[1:] == jobs[i]
+        assert OmegaConf.load(d / ".hydra" / "config.yaml").seed == SEEDS[i // 2]
+        assert "trained in a pack of 5" in (d / "seedhp.log").read_text()
+
+    runs = all_runs(tmp_path / "packed")
+    assert len(runs) == 10
+    by_dir = {r.data.tags["seedhp.job_dir"]: r for r in runs}
+    for i, d in enumerate(job_dirs):
+        run = by_dir[str(d)]
+        assert run.info.status == "FINISHED" and run.data.tags["seedhp.pack_size"] == "5"
+        assert run.data.tags["seed"] == str(SEEDS[i // 2])
+        assert run.data.metrics["val_acc"] == returns[i].return_value
+        assert (
+            len(mlflow_client(tmp_path / "packed").get_metric_history(run.info.run_id, "val_acc"))
+            == 2
+        )
+
+    # each seed's result is the one it gets alone, to the last bit (exact kernels on CPU)
+    alone, _ = launch(jobs, 1, "alone")
+    assert values(alone) == values(returns)
+    assert len(set(values(returns))) > 2  # the seeds do differ
+
+
+def test_a_pack_that_runs_out_of_memory_is_split_and_retried(  # type: ignore[no-untyped-def]
+    launch, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    real, sizes = seedhp.job.run.train, []
+
+    def small_device(*args: Any, **kwargs: Any) -> Any:
+        sizes.append(len(args[3]))
+        if len(args[3]) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(seedhp.job.run, "train", small_device)
+    returns, launcher = launch(jobs_for(SEEDS) + jobs_for([5, 6, 7]), 8, "oom")
+    # 8 -> 4 + 4 -> 2 + 2 + 2 + 2; the size that fitted is then kept for the configuration
+    assert sizes == [8, 4, 2, 2, 4, 2, 2]
+    assert [r.status for r in returns] == [JobStatus.COMPLETED] * 8
+    assert list(launcher.packer.fits.values()) == [2]
+
+    client = mlflow_client(tmp_path / "oom")
+    active = all_runs(tmp_path / "oom")
+    assert sorted(int(r.data.tags["seed"]) for r in active) == list(range(8))
+    assert all(r.info.status == "FINISHED" for r in active)
+    [exp] = [e for e in client.search_experiments() if e.name == "seedhp"]
+    deleted = client.search_runs([exp.experiment_id], run_view_type=ViewType.DELETED_ONLY)
+    assert len(deleted) == 8 + 4 + 4  # the packs that did not fit, set aside, not erased
+
+    monkeypatch.setattr(seedhp.job.run, "train", real)
+    alone, _ = launch(jobs_for(SEEDS) + jobs_for([5, 6, 7]), 1, "alone")
+    assert values(alone) == values(returns)
+
+
+def test_a_seed_that_fails_in_a_pack_fails_alone(  # type: ignore[no-untyped-def]
+    launch, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    real = seedhp.job.run.train
+
+    def seed_3_breaks(*args: Any, **kwargs: Any) -> Any:
+        if 3 in [s.seed for s in args[3]]:
+            raise RuntimeError("planted failure for seed 3")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(seedhp.job.run, "train", seed_3_breaks)
+    returns, _ = launch(jobs_for(SEEDS), 8, "failing")
+    status = {s: r.status.name for s, r in zip(SEEDS, returns, strict=True)}
+    assert status == {0: "COMPLETED", 1: "COMPLETED", 2: "COMPLETED", 3: "FAILED", 4: "COMPLETED"}
+    assert "planted failure" in str(returns[3]._return_value)
+    runs = {int(r.data.tags["seed"]): r for r in all_runs(tmp_path / "failing")}
+    assert sorted(runs) == SEEDS
+    assert runs[3].info.status == "FAILED" and runs[3].data.tags["seedhp.status"] == "failed"
+    assert "planted failure" in runs[3].data.tags["seedhp.error"]
+    assert all(runs[s].data.tags["seedhp.status"] == "finished" for s in (0, 1, 2, 4))
+
+    monkeypatch.setattr(seedhp.job.run, "train", real)
+    alone, _ = launch(jobs_for([0, 1, 2, 4]), 1, "alone")
+    assert values(alone) == [float(returns[i].return_value) for i in (0, 1, 2, 4)]
+
+
+def test_a_configuration_that_only_trains_alone_is_split_once_then_not_packed(  # type: ignore[no-untyped-def]
+    launch, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    real, sizes = seedhp.job.run.train, []
+
+    def alone_only(*args: Any, **kwargs: Any) -> Any:
+        sizes.append(len(args[3]))
+        if len(args[3]) > 1:
+            raise RuntimeError("this module cannot be packed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(seedhp.job.run, "train", alone_only)
+    returns, launcher = launch(jobs_for(range(8)), 4, "alone_only")
+    # the first pack of 4 fails, its seeds train alone; the rest are never packed again
+    assert sizes == [4] + [1] * 8
+    assert [r.status for r in returns] == [JobStatus.COMPLETED] * 8
+    assert list(launcher.packer.fits.values()) == [1]
+    client = mlflow_client(tmp_path / "alone_only")
+    [exp] = [e for e in client.search_experiments() if e.name == "seedhp"]
+    deleted = client.search_runs([exp.experiment_id], run_view_type=ViewType.DELETED_ONLY)
+    assert len(deleted) == 4  # one abandoned attempt, not one per split
+    assert sorted(int(r.data.tags["seed"]) for r in all_runs(tmp_path / "alone_only")) == list(
+        range(8)
+    )
+
+
+def test_pack_size_is_checked() -> None:
+    for bad in (0, -3, "big", 2.5):
+        with pytest.raises(ConfigError, match=r"hydra\.launcher\.pack_size"):
+            Packer(bad)  # type: ignore[arg-type]
+    assert Packer("auto").size(("x",)) == 32  # on CPU
+
+
+@pytest.mark.slow
+def test_an_averaged_study_trains_each_trial_as_one_pack(tmp_path: Path) -> None:
+    """The averaged strategy hands a trial's seeds to the launcher at once: one pack per trial,
+    and the trial values are those of the same study run one seed at a time."""
+    args = [
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra.sweeper.seed_strategy=averaged",
+        "hydra.sweeper.seeds_per_trial=4",
+        "hydra.sweeper.seed_pool=10",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.seed=0",
+        "optimizer.lr=interval(0.01,0.2)",
+        *BASE,
+    ]
+    studies = {}
+    for launcher in ("packed", "seedhp"):
+        (tmp_path / launcher).mkdir()
+        result = cli([*args, f"hydra/launcher={launcher}"], cwd=tmp_path / launcher)
+        assert result.returncode == 0, result.stderr
+        outputs = tmp_path / launcher / "outputs"
+        [path] = outputs.glob("multirun/*/optimization_results.yaml")
+        studies[launcher] = OmegaConf.load(path)
+        runs = [r for r in all_runs(outputs) if "seed" in r.data.tags]
+        assert len(runs) == 8
+        packs = {r.data.tags["seedhp.pack_size"] for r in runs}
+        assert packs == ({"4"} if launcher == "packed" else {"1"})
+        assert {r.data.tags["seedhp.status"] for r in runs} == {"finished"}
+    packed, alone = studies["packed"], studies["seedhp"]
+    assert json.dumps(OmegaConf.to_container(packed.best_params)) == json.dumps(
+        OmegaConf.to_container(alone.best_params)
+    )
+    assert packed.best_value == alone.best_value

@@ -1,0 +1,74 @@
+"""Every model option with every data option: composes, checks and trains one step."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from seedhp.errors import ConfigError
+from seedhp.job.run import check, run
+from tests.conftest import all_runs, compose_config
+from tests.datafiles import write_cifar10, write_mnist
+
+MODELS = ["mlp", "cnn", "resnet9", "resnet18", "airbench"]
+DATA = ["digits", "mnist", "fashion_mnist", "cifar10", "synthetic"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_mnist(root, 40, 10, "MNIST")
+    write_mnist(root, 40, 10, "FashionMNIST")
+    write_cifar10(root, per_batch=8, n_test=10)
+    return root
+
+
+def one_step(model: str, data: str, root: Path, outputs: Path) -> list[str]:
+    """Overrides for one epoch of exactly one optimizer step on small inputs."""
+    batch = {"digits": 1150, "synthetic": 180, "mnist": 36, "fashion_mnist": 36, "cifar10": 36}[
+        data
+    ]
+    extra = {
+        "synthetic": ["data.source.n_train=200", "data.source.n_test=20", "data.val_size=20"],
+        "cifar10": ["data.source.verify=false", "data.val_size=4"],
+        "mnist": ["data.source.verify=false", "data.val_size=4"],
+        "fashion_mnist": ["data.source.verify=false", "data.val_size=4"],
+    }.get(data, [])
+    width = {
+        "resnet9": ["model.width=8"],
+        "cnn": ["model.widths=[8,16]"],
+        "airbench": ["model.widths=[8,16,16]"],
+    }.get(model, [])
+    return [
+        f"model={model}",
+        f"data={data}",
+        f"paths.data={root}",
+        "train.epochs=1",
+        f"train.batch_size={batch}",
+        *extra,
+        *width,
+    ]
+
+
+@pytest.mark.slow  # the whole model x data grid: `make test-all`
+@pytest.mark.parametrize("data", DATA)
+@pytest.mark.parametrize("model", MODELS)
+def test_model_trains_on_data(model: str, data: str, data_root: Path, outputs: Path) -> None:
+    cfg = compose_config(one_step(model, data, data_root, outputs), outputs)
+    check(cfg)
+    value = run(cfg)
+    assert math.isfinite(value) and 0.0 <= value <= 1.0
+    [mlflow_run] = all_runs(outputs)
+    assert mlflow_run.info.status == "FINISHED"
+    assert (
+        mlflow_run.data.tags["seedhp.model"] == model
+        and mlflow_run.data.tags["seedhp.data"] == data
+    )
+
+
+def test_image_models_refuse_flat_data(outputs: Path) -> None:
+    cfg = compose_config(["model=cnn", "data=synthetic", "data.source.shape=[12]"], outputs)
+    with pytest.raises(ConfigError, match="needs image data"):
+        check(cfg)
