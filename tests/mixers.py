@@ -1,5 +1,5 @@
-"""Modules that mix features in the ways a seed pack must not mix seeds (tests/train/test_custom.py),
-and modules that break seedhp's model contract."""
+"""Modules that mix features in the ways a seed pack must not mix seeds, and modules that break
+seedhp's model contract (tests/train/test_custom.py)."""
 
 from __future__ import annotations
 

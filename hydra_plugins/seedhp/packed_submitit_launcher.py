@@ -1,7 +1,7 @@
 """`hydra/launcher=packed_submitit_slurm` and `packed_submitit_local`: hydra-submitit-launcher's
 settings (partition, gpus_per_node, timeout_min, array_parallelism, ...) plus `pack_size`; one
-submitit task trains one pack of a configuration's seeds (seedhp.sweep.packing), so a SLURM array of
-N tasks trains N packs. Every seed still gets its own job directory, JobReturn and MLflow run.
+submitit task trains one pack of a configuration's seeds (seedhp.sweep.packing), so a SLURM array
+of N tasks trains N packs. Every seed still gets its own job directory, JobReturn and MLflow run.
 
 No `from __future__ import annotations` here: Hydra executes plugin modules outside
 sys.modules, where dataclasses cannot resolve string annotations.

@@ -1,6 +1,7 @@
 """`hydra/sweeper=seedhp`: Hydra's grid (cartesian product) semantics, checked whole before any
 training, with an MLflow parent run and a per-configuration summary at the end; for seedhp's
-own app and for any Hydra app whose task returns a float or a dict of floats (seedhp.sweep.tracked).
+own app and for any Hydra app whose task returns a float or a dict of floats
+(seedhp.sweep.tracked).
 
 No `from __future__ import annotations` here: Hydra executes plugin modules outside
 sys.modules, where dataclasses cannot resolve string annotations.

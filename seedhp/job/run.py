@@ -1,7 +1,7 @@
 """The task behind `python -m seedhp`: one composed Hydra config in, one seed-run out.
 
-This module is the edge where Hydra's DictConfig becomes plain typed values (seedhp.job.settings) and
-instantiated objects (model factory, optimizer factory, data source); below it nothing sees
+This module is the edge where Hydra's DictConfig becomes plain typed values (seedhp.job.settings)
+and instantiated objects (model factory, optimizer factory, data source); below it nothing sees
 Hydra.
 """
 

@@ -2,9 +2,9 @@
 
 The sweep's process groups the jobs into packs (a configuration's seeds, at most `pack_size`)
 and submits one submitit task per pack, as one job array; each task trains its pack with
-seedhp.sweep.packing (one process, one batched model, its seeds' own job directories and MLflow runs)
-and returns the seeds' JobReturns. A task that dies (killed, preempted, out of time) fails its
-seeds, recorded as failed; the sweep goes on.
+seedhp.sweep.packing (one process, one batched model, its seeds' own job directories and
+MLflow runs) and returns the seeds' JobReturns. A task that dies (killed, preempted, out of
+time) fails its seeds, recorded as failed; the sweep goes on.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The models: ordinary single-seed nn.Modules, built by a factory `(shape, num_classes)`.
 
-seedhp trains K seeds at once by packing K of these into one module (seedhp.train.pack). A model may
-therefore only mix information within one example's channels through the layers pack knows
+seedhp trains K seeds at once by packing K of these into one module (seedhp.train.pack). A model
+may therefore only mix information within one example's channels through the layers pack knows
 (Linear, Conv2d, BatchNorm2d, Dropout); everything else in its forward must act per channel
 (activations, pooling, residual adds, flatten(1), scaling).
 """
