@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from seedhp.errors import exit_on_config_error
 from seedhp.job.run import run
+from seedhp.sweep.launch import job_info
 from seedhp.sweep.preflight import preflight
 
 # absolute, so the config tree is found however this module is reached (python -m, import)
@@ -20,7 +21,7 @@ CONF = str(Path(__file__).resolve().parent.parent / "conf")
 @hydra.main(version_base="1.3", config_path=CONF, config_name="config")
 def main(cfg: DictConfig) -> float:
     with exit_on_config_error():
-        return run(cfg)
+        return run(cfg, job_info(cfg))
 
 
 def _overrides(argv: list[str]) -> list[str] | None:

@@ -7,6 +7,8 @@ Hydra.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 import logging
 import math
@@ -24,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seedhp.errors import ConfigError, exit_on_config_error  # noqa: F401 (re-exported)
 from seedhp.job.hooks import Pruned, report_epoch
+from seedhp.job.identity import configuration_overrides
 from seedhp.job.settings import Settings, flatten, parse, resolve_device
 from seedhp.job.tracking import Tracker, metric
 from seedhp.job.urls import redact
@@ -70,21 +73,6 @@ class JobInfo:
         return " ".join(["/".join(parts), *sorted(extra)])
 
 
-def job_info(cfg: DictConfig | None = None) -> JobInfo:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized():
-        return JobInfo()
-    hc = HydraConfig.get()
-    return JobInfo(
-        multirun=hc.mode == RunMode.MULTIRUN,
-        output_dir=str(hc.runtime.output_dir),
-        choices=named_choices(hc.runtime.choices, cfg),
-        overrides=tuple(hc.overrides.task),
-    )
-
-
 def named_choices(choices: Any, cfg: DictConfig | None) -> tuple[tuple[str, str], ...]:
     """The config group choices of a job, the user's own targets named for `custom`
     (model=custom is its model._target_, data=custom its data.source._target_)."""
@@ -93,16 +81,6 @@ def named_choices(choices: Any, cfg: DictConfig | None) -> tuple[tuple[str, str]
         if picked.get(group) == "custom" and cfg is not None:
             picked[group] = str(OmegaConf.select(cfg, key, default="custom"))
     return tuple(sorted(picked.items()))
-
-
-def configuration_overrides(overrides: Sequence[str]) -> list[str]:
-    """A job's overrides without its seed and seedhp's bookkeeping: its configuration."""
-    return [
-        o
-        for o in overrides
-        if o.split("=", 1)[0].lstrip("+~") != "seed"
-        and not o.lstrip("+~").startswith(("tracking.", "report."))
-    ]
 
 
 def check(cfg: DictConfig) -> tuple[Settings, Splits]:
@@ -167,9 +145,10 @@ def pack_engine(cfg: DictConfig, settings: Settings, data: Splits, device: torch
     return _ENGINES[key].engine
 
 
-def run(cfg: DictConfig) -> float:
-    """Train one seed-run, record it in MLflow, return the objective (Hydra's task function)."""
-    [value] = run_pack([cfg], [job_info(cfg)])
+def run(cfg: DictConfig, info: JobInfo | None = None) -> float:
+    """Train one seed-run, record it in MLflow, return the objective. `info`: what Hydra knows
+    of the job (seedhp.sweep.launch.job_info); none outside Hydra."""
+    [value] = run_pack([cfg], [info or JobInfo()])
     if isinstance(value, BaseException):
         raise value
     return value
@@ -309,15 +288,43 @@ def _container(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _instantiate(node: DictConfig) -> Any:
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
+    """Hydra's `_target_` convention without Hydra: import the target and call it with the
+    node's other keys (plain containers; nested `_target_` nodes built first); with
+    `_partial_: true`, a functools.partial to call later."""
+    spec = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(spec, dict)
+    return _build(spec)
 
-    try:
-        return instantiate(node, _convert_="all")
-    except InstantiationException as err:  # bad input found by the target keeps its one line
-        if isinstance(err.__cause__, ConfigError):
-            raise err.__cause__ from None
-        raise
+
+def _build(spec: Any) -> Any:
+    if isinstance(spec, list):
+        return [_build(v) for v in spec]
+    if not isinstance(spec, dict):
+        return spec
+    if "_target_" not in spec:
+        return {k: _build(v) for k, v in spec.items()}
+    kwargs = {k: _build(v) for k, v in spec.items() if not k.startswith("_")}
+    target = _locate(str(spec["_target_"]))
+    if spec.get("_partial_"):
+        return functools.partial(target, **kwargs)
+    return target(**kwargs)
+
+
+def _locate(path: str) -> Any:
+    """`pkg.module.Name` -> the object; the longest importable module prefix, then attributes."""
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[i:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            break
+        return obj
+    raise ImportError(f"Error locating target '{path}': no importable module or attribute")
 
 
 @lru_cache(maxsize=4)

@@ -6,7 +6,6 @@ allowed. `config_id` identifies a configuration across seeds, processes and stud
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 import torch
 
 from seedhp.errors import ConfigError
+from seedhp.job.identity import config_id
 from seedhp.train.data import AUGMENTS
 from seedhp.train.engines import ENGINES
 from seedhp.train.loop import FINAL_METRICS, SCHEDULES, Schedule, TrainSettings
@@ -24,27 +24,6 @@ from seedhp.train.seeds import STREAMS
 
 DEVICES = ("auto", "cpu", "cuda")
 ROLES = ("run", "trial", "reseed", "baseline")
-
-# Keys that never change what a seed-run computes: left out of config_id.
-_RUNTIME_KEYS = (
-    "seed",
-    "seeds",
-    "tracking",
-    "paths",
-    "hydra",
-    "report",
-    "train.device",
-    "train.eval_batch_size",
-    "train.deterministic",
-    "train.kernels",
-    "train.compile",
-    "train.pack_engine",
-    "data.root",
-    "data.download",
-    "data.source.root",
-    "data.source.download",
-    "data.source.verify",
-)
 
 
 @dataclass(frozen=True)
@@ -188,21 +167,6 @@ def resolve_device(name: str) -> torch.device:
             "train.device", name, "no CUDA GPU is visible to torch; allowed here: auto, cpu"
         )
     return torch.device("cuda" if name == "cuda" or (name == "auto" and available) else "cpu")
-
-
-def config_id(cfg: Mapping[str, Any]) -> str:
-    """A 12-hex-digit hash of the resolved config without seed and runtime-only keys: every
-    seed-run of one configuration shares it, in any process or study."""
-    pruned = json.loads(json.dumps(cfg, default=str))
-    for dotted in _RUNTIME_KEYS:
-        *parents, leaf = dotted.split(".")
-        node = pruned
-        for p in parents:
-            node = node.get(p) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(leaf, None)
-    blob = json.dumps(pruned, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

@@ -9,11 +9,11 @@ import tempfile
 from pathlib import Path
 
 from seedhp.errors import ConfigError
+from seedhp.job.identity import quote
 from seedhp.job.tracking import Tracker
 from seedhp.report import Options, build_report
 from seedhp.report.collect import collect, latest_parent, study_parent
 from seedhp.report.reseed import plan
-from seedhp.sweep.at_end import quote
 
 
 def main(argv: list[str] | None = None) -> int:

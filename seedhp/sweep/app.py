@@ -18,6 +18,7 @@ from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig
 
 from seedhp.errors import ConfigError, exit_on_config_error
+from seedhp.job.identity import quote
 from seedhp.sweep.tracked import (
     AppSettings,
     RunContext,
@@ -135,8 +136,6 @@ def _own_settings(s: AppSettings) -> None:
 
 
 def tracking_overrides(c: RunContext) -> list[str]:
-    from seedhp.sweep.at_end import quote
-
     out = [f"tracking.role={c.role}"]
     if c.parent_run_id:
         out.append(f"tracking.parent_run_id={c.parent_run_id}")

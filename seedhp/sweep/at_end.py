@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from seedhp.errors import ConfigError
+from seedhp.job.identity import quote
 from seedhp.job.settings import TrackingSettings
 from seedhp.job.tracking import Tracker
 from seedhp.report.collect import collect
@@ -72,11 +73,6 @@ def runtime_overrides(t: TrackingSettings) -> list[str]:
             if not k.startswith("seedhp.")
         ),
     ]
-
-
-def quote(value: str) -> str:
-    """A string as a quoted Hydra override value (':' and '/' stay plain, quotes escaped)."""
-    return "'" + value.replace("'", "\\'") + "'"
 
 
 def report(tracker: Tracker, parent: str, settings: Target, sweep_dir: Path) -> Path | None:

@@ -23,6 +23,7 @@ from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf
 
 from seedhp.errors import ConfigError, exit_on_config_error
+from seedhp.job.identity import without_seed
 from seedhp.job.settings import check_seed
 from seedhp.job.tracking import Tracker, metric, run_rows
 from seedhp.job.urls import redact
@@ -78,7 +79,7 @@ def configurations(
 
 
 def _key(job: Sequence[str], seed_key: str = "seed") -> tuple[str, ...]:
-    return tuple(o for o in job if o.split("=", 1)[0].lstrip("+") != seed_key)
+    return without_seed(job, seed_key)
 
 
 def grid_sweep(

@@ -15,6 +15,8 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from seedhp.job.run import JobInfo, named_choices
+
 log = logging.getLogger("seedhp")
 
 
@@ -141,3 +143,19 @@ def _outcome(ret: JobReturn, cfg: DictConfig) -> str:
     objective = OmegaConf.select(cfg, "train.objective", default="objective")
     value = ret.return_value
     return f"{objective} {value:.4f}" if value == value else f"{objective} nan (diverged)"
+
+
+def job_info(cfg: DictConfig | None = None) -> JobInfo:
+    """What Hydra knows about the running job, as plain values (JobInfo() outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return JobInfo()
+    hc = HydraConfig.get()
+    return JobInfo(
+        multirun=hc.mode == RunMode.MULTIRUN,
+        output_dir=str(hc.runtime.output_dir),
+        choices=named_choices(hc.runtime.choices, cfg),
+        overrides=tuple(hc.overrides.task),
+    )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,18 +25,19 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from seedhp.job.identity import without_seed
 from seedhp.job.run import JobInfo, PackFailed, PackOutOfMemory, named_choices, run_pack
 from seedhp.sweep.launch import Composer, _outcome, _shown
 
 log = logging.getLogger("seedhp")
 CPU_PACK = 32  # `auto` on CPU: the digits MLP is fastest per seed from about 32 (benchmarks/)
 GPU_PACK = 256  # `auto` on CUDA: the first try; halved until it fits, then remembered
-_SEED = re.compile(r"^seed=")
 
 
 def config_key(overrides: Sequence[str]) -> tuple[str, ...]:
-    """A job's configuration: its overrides without seed=, so a pack's jobs share it."""
-    return tuple(o for o in overrides if not _SEED.match(o))
+    """A job's configuration (seedhp.job.identity): its overrides without its seed, so a
+    pack's jobs share it."""
+    return without_seed(overrides)
 
 
 @dataclass

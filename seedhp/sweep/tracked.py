@@ -18,7 +18,6 @@ its place in the sweep (parent run, role, study, trial: `RunContext`).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import time
@@ -31,6 +30,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from seedhp.errors import ConfigError
 from seedhp.job.hooks import Pruned
+from seedhp.job.identity import config_id, without_seed
 from seedhp.job.settings import ReportSettings, Settings, TrackingSettings, check_seed, flatten
 from seedhp.job.urls import redact
 from seedhp.stats.summary import maximize
@@ -136,18 +136,8 @@ def app_settings(sweeper: Mapping[str, Any]) -> AppSettings:
 
 
 def app_config_id(container: Mapping[str, Any], seed_key: str) -> str:
-    """A 12-hex-digit hash of a job's resolved config without its seed and Hydra's node: the
-    same for every seed of a configuration, in any process."""
-    pruned = json.loads(json.dumps(dict(container), default=str))
-    pruned.pop("hydra", None)
-    *parents, leaf = seed_key.split(".")
-    node: Any = pruned
-    for p in parents:
-        node = node.get(p) if isinstance(node, dict) else None
-    if isinstance(node, dict):
-        node.pop(leaf, None)
-    blob = json.dumps(pruned, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    """Another app's config_id: its config without its seed and Hydra's node."""
+    return config_id(container, ("hydra", seed_key))
 
 
 def app_container(cfg: DictConfig) -> dict[str, Any]:
@@ -282,7 +272,7 @@ class TrackedTask:
         overrides = [str(o) for o in hc.overrides.task]
         seed = app_seed(cfg, s.seed_key)
         container = app_container(cfg)
-        config_overrides = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != s.seed_key]
+        config_overrides = list(without_seed(overrides, s.seed_key))
         label = self.context.label or " ".join([str(hc.job.name), *sorted(config_overrides)])
         tracker = Tracker(s.uri(), s.experiment or "seedhp")
         tags = {

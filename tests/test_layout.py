@@ -1,0 +1,63 @@
+"""The layout's seams hold: who may import Hydra, MLflow and torch, and the public API."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import seedhp
+
+PACKAGE = Path(seedhp.__file__).resolve().parent
+IMPORT = re.compile(r"^\s*(?:from|import)\s+([\w.]+)", re.MULTILINE)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at its top or inside a function."""
+    return set(IMPORT.findall(path.read_text()))
+
+
+def _files(*under: str) -> list[Path]:
+    return sorted(p for u in under for p in (PACKAGE / u).rglob("*.py"))
+
+
+def _named(imports: set[str], *roots: str) -> set[str]:
+    return {m for m in imports if m.split(".")[0] in roots or m.startswith(roots)}
+
+
+def test_hydra_is_imported_only_at_the_edges() -> None:
+    """Hydra: __main__ and the sweep package (hydra_plugins/ is outside the package)."""
+    edges = {PACKAGE / "__main__.py", *_files("sweep")}
+    offenders = {
+        str(p.relative_to(PACKAGE)): _named(_imports(p), "hydra")
+        for p in PACKAGE.rglob("*.py")
+        if p not in edges and _named(_imports(p), "hydra")
+    }
+    assert offenders == {}
+
+
+def test_training_is_pure_torch_and_statistics_pure_numbers() -> None:
+    for p in _files("train"):
+        assert not _named(_imports(p), "hydra", "mlflow", "optuna", "omegaconf"), p
+        assert not _named(_imports(p), "seedhp.job", "seedhp.sweep", "seedhp.report"), p
+    for p in _files("stats"):
+        assert not _named(_imports(p), "hydra", "mlflow", "optuna", "torch", "omegaconf"), p
+
+
+def test_one_definition_of_a_configuration() -> None:
+    """config_id and the overrides of a configuration are defined in seedhp.job.identity."""
+    defined = {
+        name: [
+            str(p.relative_to(PACKAGE))
+            for p in PACKAGE.rglob("*.py")
+            if re.search(rf"^def {name}\(", p.read_text(), re.MULTILINE)
+        ]
+        for name in ("config_id", "configuration_overrides", "without_seed")
+    }
+    assert defined == {name: ["job/identity.py"] for name in defined}
+
+
+@pytest.mark.parametrize("name", seedhp.__all__)
+def test_the_public_api_resolves(name: str) -> None:
+    assert getattr(seedhp, name) is not None
