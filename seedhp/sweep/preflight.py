@@ -89,7 +89,7 @@ def _one_line(message: str, firsts: list[str], conf_dir: Path) -> ConfigError:
     if lines and lines[0].startswith("Error merging override "):
         key, _, value = lines[0][len("Error merging override ") :].partition("=")
         if key in ("hydra.sweeper.sampler", "hydra.sweeper.pruner"):
-            from seedhp.sweep.study import PRUNERS, SAMPLERS
+            from seedhp.sweep.study_settings import PRUNERS, SAMPLERS
 
             group, names = key.rsplit(".", 1)[1], SAMPLERS if key.endswith("sampler") else PRUNERS
             return ConfigError(
@@ -114,7 +114,7 @@ def _check_plugins(cfg: DictConfig) -> None:
 
 def _check_study_option(group: str, value: object) -> None:
     """hydra/sweeper/sampler=<name> and hydra/sweeper/pruner=<name> (the optuna sweeper's)."""
-    from seedhp.sweep.study import PRUNERS, SAMPLERS
+    from seedhp.sweep.study_settings import PRUNERS, SAMPLERS
 
     allowed = SAMPLERS if group.endswith("sampler") else PRUNERS
     if value not in allowed:
