@@ -25,12 +25,12 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from seedhp.errors import ConfigError, exit_on_config_error  # noqa: F401 (re-exported)
+from seedhp.job import record
 from seedhp.job.hooks import Pruned, report_epoch
 from seedhp.job.identity import configuration_overrides
 from seedhp.job.settings import Settings, flatten, parse, resolve_device
 from seedhp.job.tracking import Tracker, metric
 from seedhp.job.urls import redact
-from seedhp.sweep.tracked import run_name
 from seedhp.train.data import Source, Splits, check_augment, from_parts, split
 from seedhp.train.loop import SeedResult, objective_value, train
 from seedhp.train.models import ModelFactory, check_model
@@ -404,30 +404,26 @@ def _start_run(
     }
     picked = dict(info.choices)
     tags = {
-        "seed": str(settings.seed),
-        "config_id": settings.config_id,
-        "seedhp.role": settings.tracking.role,
-        "seedhp.status": "running",
-        "seedhp.label": settings.tracking.label or info.label,
-        "seedhp.job_dir": info.output_dir,
-        "seedhp.pack_size": str(pack_size),  # seeds trained together with this one
-        "seedhp.pack_engine": settings.train.engine,  # how: layers | vmap | none
-        # what re-creates this configuration on another seed (seedhp reseed)
-        "seedhp.overrides": json.dumps(configuration_overrides(info.overrides)),
+        **record.seed_run_tags(
+            settings.seed,
+            settings.config_id,
+            settings.tracking.label or info.label,
+            settings.tracking.role,
+            info.output_dir,
+            configuration_overrides(info.overrides),
+            settings.tracking.parent_run_id,
+        ),
+        record.PACK_SIZE: str(pack_size),  # seeds trained together with this one
+        record.PACK_ENGINE: settings.train.engine,  # how: layers | vmap | none
         **{
             f"seedhp.{g}": picked[g]
             for g in ("model", "data", "optimizer", "schedule")
             if g in picked
         },
-        **(
-            {"seedhp.sweep": settings.tracking.parent_run_id}
-            if settings.tracking.parent_run_id
-            else {}
-        ),
         **settings.tracking.tags,
     }
-    trial = settings.tracking.tags.get("seedhp.trial")
-    name = run_name(
+    trial = settings.tracking.tags.get(record.TRIAL)
+    name = record.run_name(
         settings.seed,
         f"{_short(picked.get('model', 'model'))}/{_short(picked.get('data', 'data'))}",
         None if trial is None else int(trial),

@@ -21,6 +21,14 @@ from typing import TYPE_CHECKING, Any
 from seedhp.errors import ConfigError
 from seedhp.job.locks import sqlite_lock
 from seedhp.job.owner import gone, this_process
+from seedhp.job.record import (
+    HEARTBEAT,
+    OWNER,
+    PARENT,
+    is_seed_run,
+    read_seed_run,
+    role,
+)
 from seedhp.job.urls import redact
 
 if TYPE_CHECKING:
@@ -31,14 +39,11 @@ if TYPE_CHECKING:
 # one line per seed-run in a 10,000-seed sweep. Set it to false to have them.
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 log = logging.getLogger("seedhp")
-PARENT_TAG = "mlflow.parentRunId"
-OWNER_TAG = "seedhp.owner"  # host:pid:start of the process that created the run
-HEARTBEAT_TAG = "seedhp.heartbeat"  # unix seconds: its process was alive then
+PARENT_TAG, OWNER_TAG, HEARTBEAT_TAG = PARENT, OWNER, HEARTBEAT
 # MLflow 3's UI opens an experiment of this kind on its training-runs table, not on the GenAI
 # overview (traces); the UI's own "experiment type" setting writes the same tag
 KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 UI_VIEW = "workflowType=machine_learning"  # 3.17's UI: its "Model training" view, not GenAI
-REUSED_BY = "seedhp.reused_by."  # + parent run id: a sweep that counts this run as its own
 HEARTBEAT_SECONDS = 30.0  # a process with open runs stamps one of them this often
 STALE_SECONDS = 300.0  # a RUNNING run of another host with no stamp for this long is KILLED
 _MAX_PARAMS, _MAX_TAGS, _MAX_ITEMS = 100, 100, 1000  # MLflow's log_batch limits
@@ -312,44 +317,26 @@ def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
 
 
-def status(r: Run) -> str:
-    """A seed-run's outcome: its seedhp.status tag (finished, diverged, pruned, failed,
-    interrupted), or what MLflow's own status says when the tag is missing."""
-    tag = r.data.tags.get("seedhp.status")
-    if tag and not (tag == "running" and r.info.status != "RUNNING"):
-        return str(tag)
-    return {"FAILED": "failed", "KILLED": "interrupted", "FINISHED": "finished"}.get(
-        r.info.status, "running"
-    )
-
-
-def role(r: Run, parent: str | None = None) -> str:
-    """run | trial | reseed | baseline: the run's own, or the one the sweep `parent` that
-    reuses it gave it."""
-    tags = r.data.tags
-    return str(tags.get(f"{REUSED_BY}{parent}") or tags.get("seedhp.role", "run"))
-
-
 def run_rows(
     runs: Iterable[Run], objective: str, parent: str | None = None
 ) -> list[dict[str, Any]]:
-    """Flatten MLflow runs into the records seedhp.summary needs; a run that the sweep
-    `parent` reuses plays the role that sweep gave it."""
+    """Seed-runs as the records seedhp.stats.summary needs (seedhp.job.record reads them); a
+    run that the sweep `parent` reuses plays the role that sweep gave it."""
     rows = []
     for r in runs:
-        tags, metrics = r.data.tags, r.data.metrics
-        if "config_id" not in tags or "seed" not in tags:
+        if not is_seed_run(r):
             continue
+        run = read_seed_run(r, role(r, parent))
         rows.append(
             {
-                "run_id": r.info.run_id,
-                "config_id": tags["config_id"],
-                "seed": int(tags["seed"]),
-                "status": status(r),
-                "value": metrics.get(objective, float("nan")),
-                "test_acc": metrics.get("test_acc", float("nan")),
-                "label": tags.get("seedhp.label", tags["config_id"]),
-                "role": role(r, parent),
+                "run_id": run.run_id,
+                "config_id": run.config_id,
+                "seed": run.seed,
+                "status": run.status,
+                "value": run.metrics.get(objective, float("nan")),
+                "test_acc": run.metrics.get("test_acc", float("nan")),
+                "label": run.label,
+                "role": run.role,
                 "start_time": r.info.start_time,
             }
         )

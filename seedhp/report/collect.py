@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 
 from seedhp.errors import ConfigError
-from seedhp.job.tracking import PARENT_TAG, Tracker, role, status
+from seedhp.job.record import PARENT as PARENT_TAG
+from seedhp.job.record import read_seed_run, role
+from seedhp.job.tracking import Tracker
 from seedhp.job.urls import redact
 from seedhp.stats.contrast import SeedRun
 from seedhp.stats.summary import latest_per_seed, maximize
@@ -77,7 +79,7 @@ def collect(tracker: Tracker, parent_id: str | None = None, key: str = "--run") 
     test_metric = "test_loss" if objective.endswith("loss") else "test_acc"
     kind = tags.get("seedhp.kind", "experiment")
     title = tags.get("mlflow.runName", f"experiment {tracker.experiment_name}")
-    kept, duplicates = latest_per_seed([_seed_run(r, rl) for r, rl in unique.values()])
+    kept, duplicates = latest_per_seed([read_seed_run(r, rl) for r, rl in unique.values()])
     return RunSet(
         title=title,
         kind=kind,
@@ -172,28 +174,6 @@ def predictions(
                 blob = json.loads(Path(path).read_text())
                 out[r.run_id] = (np.asarray(blob["predictions"]), np.asarray(blob["labels"]))
     return out
-
-
-def _seed_run(r: Any, role: str) -> SeedRun:
-    tags = r.data.tags
-    try:
-        overrides = tuple(json.loads(tags.get("seedhp.overrides", "[]")))
-    except ValueError:
-        overrides = ()
-    return SeedRun(
-        run_id=r.info.run_id,
-        config_id=tags["config_id"],
-        label=tags.get("seedhp.label", tags["config_id"]),
-        seed=int(tags["seed"]),
-        status=status(r),
-        role=role,
-        metrics={k: float(v) for k, v in r.data.metrics.items()},
-        strategy=tags.get("seedhp.strategy"),
-        model=tags.get("seedhp.model"),
-        overrides=overrides,
-        has_predictions="seedhp.predictions" in tags,
-        start_time=int(r.info.start_time or 0),
-    )
 
 
 def _objective_of(runs: Sequence[Any]) -> str:

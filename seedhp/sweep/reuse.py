@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from seedhp.job.tracking import REUSED_BY, Tracker
+from seedhp.job.record import REUSED_BY
+from seedhp.job.tracking import Tracker
 
 if TYPE_CHECKING:
     from mlflow.entities import Run

@@ -18,7 +18,6 @@ its place in the sweep (parent run, role, study, trial: `RunContext`).
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -29,6 +28,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from seedhp.errors import ConfigError
+from seedhp.job import record
 from seedhp.job.hooks import Pruned
 from seedhp.job.identity import config_id, without_seed
 from seedhp.job.settings import ReportSettings, Settings, TrackingSettings, check_seed, flatten
@@ -68,22 +68,16 @@ class RunContext:
     label: str | None = None
 
     def tags(self) -> dict[str, str]:
-        out = {"seedhp.role": self.role}
-        if self.parent_run_id:
-            out["seedhp.sweep"] = self.parent_run_id
-        for key, value in (
-            ("seedhp.study", self.study),
-            ("seedhp.trial", self.trial),
-            ("seedhp.strategy", self.strategy),
-        ):
-            if value is not None:
-                out[key] = str(value)
-        return out
-
-
-def run_name(seed: int, label: str, trial: int | None = None) -> str:
-    """What the MLflow UI lists: `t12 s62 cnn/digits`, trial first when there is one."""
-    return " ".join([*([f"t{trial}"] if trial is not None else []), f"s{seed}", label])
+        """Its study, trial and strategy (the role and parent go with record.seed_run_tags)."""
+        return {
+            key: str(value)
+            for key, value in (
+                (record.STUDY, self.study),
+                (record.TRIAL, self.trial),
+                (record.STRATEGY, self.strategy),
+            )
+            if value is not None
+        }
 
 
 def is_own_task(task_function: Callable[..., Any]) -> bool:
@@ -276,18 +270,21 @@ class TrackedTask:
         label = self.context.label or " ".join([str(hc.job.name), *sorted(config_overrides)])
         tracker = Tracker(s.uri(), s.experiment or "seedhp")
         tags = {
-            "seed": str(seed),
-            "config_id": app_config_id(container, s.seed_key),
-            "seedhp.status": "running",
-            "seedhp.label": label,
+            **record.seed_run_tags(
+                seed,
+                app_config_id(container, s.seed_key),
+                label,
+                self.context.role,
+                str(hc.runtime.output_dir),
+                config_overrides,
+                self.context.parent_run_id,
+            ),
             "seedhp.app": str(hc.job.name),
             "seedhp.seed_key": s.seed_key,
-            "seedhp.job_dir": str(hc.runtime.output_dir),
-            "seedhp.overrides": json.dumps(config_overrides),
             **self.context.tags(),
         }
         run_id = tracker.start_run(
-            run_name(seed, label, self.context.trial), tags, self.context.parent_run_id
+            record.run_name(seed, label, self.context.trial), tags, self.context.parent_run_id
         )
         params = {
             **{k: redact(v) if "uri" in k else v for k, v in flatten(container).items()},

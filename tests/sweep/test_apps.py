@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
 from seedhp.errors import ConfigError
+from seedhp.job.record import run_name
 from seedhp.sweep.tracked import (
     AppSettings,
     RunContext,
@@ -21,7 +22,6 @@ from seedhp.sweep.tracked import (
     app_config_id,
     app_seed,
     returned_metrics,
-    run_name,
 )
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,113 @@
+"""A seed-run's MLflow record: the tag names as constants, the identifying tags every writer
+sets (seedhp's own task, seedhp.job.run; any app's, seedhp.sweep.tracked), its run name, and
+the one reader that turns an MLflow run back into a `SeedRun` (summaries and reports)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from seedhp.stats.contrast import SeedRun
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+
+# what identifies a seed-run
+SEED = "seed"
+CONFIG_ID = "config_id"
+LABEL = "seedhp.label"  # the configuration's name in summaries and reports
+OVERRIDES = "seedhp.overrides"  # JSON list: what re-creates the configuration on another seed
+ROLE = "seedhp.role"  # run | trial | reseed | baseline
+STATUS = "seedhp.status"  # running | finished | diverged | pruned | failed | interrupted
+JOB_DIR = "seedhp.job_dir"
+ERROR = "seedhp.error"
+# where it belongs
+PARENT = "mlflow.parentRunId"
+SWEEP = "seedhp.sweep"  # the sweep's or study's parent run
+STUDY = "seedhp.study"
+TRIAL = "seedhp.trial"
+STRATEGY = "seedhp.strategy"  # tuned | averaged | fixed
+REUSED_BY = "seedhp.reused_by."  # + parent run id: a sweep that counts this run as its own
+KIND = "seedhp.kind"  # on parent runs: sweep | study | reseed
+# seedhp's own task
+MODEL, DATA = "seedhp.model", "seedhp.data"
+PACK_SIZE = "seedhp.pack_size"
+PACK_ENGINE = "seedhp.pack_engine"
+PREDICTIONS = "seedhp.predictions"
+# which process, and is it alive
+OWNER = "seedhp.owner"  # host:pid:start of the process that created the run
+HEARTBEAT = "seedhp.heartbeat"  # unix seconds: its process was alive then
+
+
+def seed_run_tags(
+    seed: int,
+    config_id: str,
+    label: str,
+    role: str,
+    job_dir: str,
+    overrides: Sequence[str],
+    sweep: str | None,
+) -> dict[str, str]:
+    """The tags every seed-run starts with, whoever writes it."""
+    return {
+        SEED: str(seed),
+        CONFIG_ID: config_id,
+        ROLE: role,
+        STATUS: "running",
+        LABEL: label,
+        JOB_DIR: job_dir,
+        OVERRIDES: json.dumps(list(overrides)),
+        **({SWEEP: sweep} if sweep else {}),
+    }
+
+
+def run_name(seed: int, label: str, trial: int | None = None) -> str:
+    """What the MLflow UI lists: `t12 s62 cnn/digits`, trial first when there is one."""
+    return " ".join([*([f"t{trial}"] if trial is not None else []), f"s{seed}", label])
+
+
+def status(r: Run) -> str:
+    """A seed-run's outcome: its status tag (finished, diverged, pruned, failed, interrupted),
+    or what MLflow's own status says when the tag is missing."""
+    tag = r.data.tags.get(STATUS)
+    if tag and not (tag == "running" and r.info.status != "RUNNING"):
+        return str(tag)
+    return {"FAILED": "failed", "KILLED": "interrupted", "FINISHED": "finished"}.get(
+        r.info.status, "running"
+    )
+
+
+def role(r: Run, parent: str | None = None) -> str:
+    """run | trial | reseed | baseline: the run's own, or the one the sweep `parent` that
+    reuses it gave it."""
+    tags = r.data.tags
+    return str(tags.get(f"{REUSED_BY}{parent}") or tags.get(ROLE, "run"))
+
+
+def is_seed_run(r: Run) -> bool:
+    return CONFIG_ID in r.data.tags and SEED in r.data.tags
+
+
+def read_seed_run(r: Run, plays: str | None = None) -> SeedRun:
+    """The one reader of a seed-run; `plays`: the role it has where it is read (role(r, parent)
+    for a sweep that reuses it), else its own."""
+    tags: dict[str, Any] = r.data.tags
+    try:
+        overrides = tuple(json.loads(tags.get(OVERRIDES, "[]")))
+    except ValueError:
+        overrides = ()
+    return SeedRun(
+        run_id=r.info.run_id,
+        config_id=tags[CONFIG_ID],
+        label=tags.get(LABEL, tags[CONFIG_ID]),
+        seed=int(tags[SEED]),
+        status=status(r),
+        role=plays or role(r),
+        metrics={k: float(v) for k, v in r.data.metrics.items()},
+        strategy=tags.get(STRATEGY),
+        model=tags.get(MODEL),
+        overrides=overrides,
+        has_predictions=PREDICTIONS in tags,
+        start_time=int(r.info.start_time or 0),
+    )
