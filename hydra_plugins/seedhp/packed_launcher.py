@@ -27,7 +27,7 @@ ConfigStore.instance().store(
 
 
 class PackedLauncher(SeedhpLauncher):
-    """seedhp's launcher (setup, the sweeper's on_job_end hook, one Composer across launches)
+    """seedhp's launcher (setup, launch_with the sweeper's hooks, one Composer across launches)
     training packs instead of one job at a time."""
 
     def __init__(self, pack_size: Any = "auto") -> None:
@@ -35,8 +35,8 @@ class PackedLauncher(SeedhpLauncher):
         self.pack_size = pack_size
         self.packer: Any = None  # seedhp.packing.Packer: pack sizes that fitted, per configuration
 
-    def launch(
-        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    def launch_with(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, hooks: Any
     ) -> Sequence[JobReturn]:
         from seedhp.sweep.launch import Composer
         from seedhp.sweep.packing import Packer, launch_packed
@@ -53,5 +53,5 @@ class PackedLauncher(SeedhpLauncher):
             initial_job_idx,
             self.packer,
             self.composer,
-            self.on_job_end,
+            hooks,
         )

@@ -7,7 +7,7 @@ No `from __future__ import annotations` here: Hydra executes plugin modules outs
 sys.modules, where dataclasses cannot resolve string annotations.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -49,8 +49,6 @@ class _PackedSubmititLauncher(Launcher):
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None
         self.task_function: Optional[TaskFunction] = None
-        # set by seedhp's optuna sweeper: heard after the packs return, in job order
-        self.on_job_end: Optional[Callable[[int, JobReturn], bool]] = None
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig

@@ -1,7 +1,7 @@
 """`hydra/launcher=seedhp`: jobs run one after another in this process (imports and data loaded
 once), each composed once per configuration, with `job i/n` progress."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +27,6 @@ class SeedhpLauncher(Launcher):
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
-        # set by seedhp's optuna sweeper around a trial: (i, JobReturn) -> go on with the batch?
-        self.on_job_end: Callable[[int, JobReturn], bool] | None = None
         self.composer: Any = (
             None  # seedhp.launch.Composer, kept across launches (a study's trials)
         )
@@ -41,6 +39,12 @@ class SeedhpLauncher(Launcher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
+        return self.launch_with(job_overrides, initial_job_idx, None)
+
+    def launch_with(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, hooks: Any
+    ) -> Sequence[JobReturn]:
+        """`launch`, and the sweeper hears each job as it ends (hooks: seedhp.job.hooks.Hooks)."""
         from seedhp.sweep.launch import Composer, launch_in_process
 
         assert self.config is not None and self.hydra_context and self.task_function
@@ -52,6 +56,6 @@ class SeedhpLauncher(Launcher):
             self.config,
             job_overrides,
             initial_job_idx,
-            self.on_job_end,
+            hooks,
             self.composer,
         )

@@ -1,18 +1,31 @@
-"""Per-epoch scores from a training seed-run to the Optuna trial that launched it
-(`seedhp.report_epoch`, also for the loop of any Hydra app under `hydra/sweeper=seedhp_optuna`).
+"""What a sweeper hears from the jobs it launches, while they run.
 
-Only within one process: seedhp's in-process launcher runs the job where the sweeper holds the
-trial. The sweeper installs a reporter around a trial's launch; a seed-run reports its objective
-after every epoch, and stops with `Pruned` when the trial's pruner says so.
+`Hooks` travel explicitly: the study builds them per trial, hands them to seedhp's launchers
+(`launch_with(jobs, idx, hooks)`), which hand `on_epoch` to the training of a one-seed pack
+(seedhp.job.run.run_pack) and call `on_job_end` after each job. Only in-process launches hear
+jobs as they end; other launchers' returns are replayed after the batch.
+
+Two places cannot take an argument, Hydra's `run_job` (seedhp's one-at-a-time launcher) and the
+training loop of another Hydra app: there the launcher installs `on_epoch` for the duration of
+the job (`epoch_reports`), and the loop calls `seedhp.report_epoch(epoch, value)`, which raises
+`Pruned` when the trial's pruner stops it and does nothing outside a study.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 Reporter = Callable[[int, float], bool]  # (epoch, value) -> prune now?
 _reporter: Reporter | None = None
+
+
+@dataclass(frozen=True)
+class Hooks:
+    on_epoch: Reporter | None = None  # (epoch, objective) -> prune now? (one-seed trials)
+    on_job_end: Callable[[int, Any], bool] | None = None  # (index, JobReturn) -> go on?
 
 
 class Pruned(Exception):
@@ -20,7 +33,7 @@ class Pruned(Exception):
 
 
 @contextlib.contextmanager
-def epoch_reports(reporter: Reporter) -> Iterator[None]:
+def epoch_reports(reporter: Reporter | None) -> Iterator[None]:
     global _reporter
     _reporter = reporter
     try:

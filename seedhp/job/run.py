@@ -14,7 +14,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seedhp.errors import ConfigError, exit_on_config_error  # noqa: F401 (re-exported)
 from seedhp.job import record
-from seedhp.job.hooks import Pruned, report_epoch
+from seedhp.job.hooks import Pruned, Reporter, report_epoch
 from seedhp.job.identity import configuration_overrides
 from seedhp.job.settings import Settings, flatten, parse, resolve_device
 from seedhp.job.tracking import Tracker, metric
@@ -163,9 +163,13 @@ class PackOutOfMemory(PackFailed):
     """The pack did not fit the device: train its seeds in smaller packs (its runs are gone)."""
 
 
-def run_pack(cfgs: Sequence[DictConfig], infos: Sequence[JobInfo]) -> list[float | BaseException]:
+def run_pack(
+    cfgs: Sequence[DictConfig], infos: Sequence[JobInfo], on_epoch: Reporter | None = None
+) -> list[float | BaseException]:
     """Train the seed-runs of one configuration as one pack, one MLflow run each; a plain run is
     a pack of one. Returns each seed's objective, or the error that stopped the pack.
+    `on_epoch(epoch, objective)`: a one-seed pack's trial pruner (seedhp.job.hooks), else the
+    reporter a launcher installed around Hydra's run_job.
 
     cfgs differ only in `seed` (and seedhp's bookkeeping); every config is checked first.
     """
@@ -192,7 +196,7 @@ def run_pack(cfgs: Sequence[DictConfig], infos: Sequence[JobInfo]) -> list[float
                     params,
                     s.objective,
                     verbose=not info.multirun,
-                    prunable=len(cfgs) == 1,
+                    on_epoch=(on_epoch or report_epoch) if len(cfgs) == 1 else None,
                 )
             )
         return _train_and_finish(cfgs, settings, infos, streams, data, device, tracker, records)
@@ -449,9 +453,9 @@ class _RunLog:
         params: dict[str, str],
         objective: str,
         verbose: bool,
-        prunable: bool = True,
+        on_epoch: Callable[[int, float], Any] | None = None,
     ) -> None:
-        self.tracker, self.run_id, self.verbose, self.prunable = tracker, run_id, verbose, prunable
+        self.tracker, self.run_id, self.verbose, self.on_epoch = tracker, run_id, verbose, on_epoch
         self.params: dict[str, str] | None = params
         self.objective, self.last_objective, self.epochs = objective, math.nan, 0
         self.buffer: list[Any] = []
@@ -478,9 +482,10 @@ class _RunLog:
         if time.monotonic() - self.last_flush > FLUSH_SECONDS:
             self.send()
         self.epochs = epoch
-        if self.prunable and self.objective in values:  # per epoch: one-seed trials prune
+        if self.on_epoch is not None and self.objective in values:  # one-seed trials prune
             self.last_objective = values[self.objective]
-            report_epoch(epoch, values[self.objective])
+            if self.on_epoch(epoch, values[self.objective]):
+                raise Pruned(f"pruned after epoch {epoch}")
 
     def send(self, metrics: Sequence[Any] = (), tags: dict[str, str] | None = None) -> None:
         """Everything pending plus `metrics` and `tags`, in as few requests as MLflow allows."""

@@ -8,8 +8,7 @@ batch in their sweep context, watch each job's score as it finishes, read a scor
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,7 @@ from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig
 
 from seedhp.errors import ConfigError, exit_on_config_error
+from seedhp.job.hooks import Hooks, epoch_reports
 from seedhp.job.identity import quote
 from seedhp.sweep.tracked import (
     AppSettings,
@@ -62,32 +62,33 @@ class App:
         self.task.stopped = False
         return [list(job) for job in batch]
 
-    @contextlib.contextmanager
-    def watch(
-        self, launcher: Launcher, on_job_end: OnJobEnd, seeds: Sequence[int]
-    ) -> Iterator[bool]:
-        """Around a launch of one job per seed of `seeds`: `on_job_end` hears of each job as it
-        finishes when the launcher runs jobs in this process (yields True), else the caller
-        replays the returns after the batch (yields False)."""
-        if self.own and hasattr(launcher, "on_job_end"):
-            launcher.on_job_end = on_job_end
-            try:
-                yield True
-            finally:
-                launcher.on_job_end = None
-        elif not self.own and _in_process(launcher):
-            assert isinstance(self.task, TrackedTask)
+    def launch(
+        self,
+        launcher: Launcher,
+        jobs: Sequence[Sequence[str]],
+        first_idx: int,
+        hooks: Hooks,
+        seeds: Sequence[int],
+    ) -> tuple[list[JobReturn], bool]:
+        """Launch one job per seed of `seeds`; True when `hooks` heard each job as it ended
+        (seedhp's launchers, through launch_with; Hydra's basic launcher for any app, through
+        the wrapper it runs), False when the caller must replay the returns after the batch."""
+        if self.own and hasattr(launcher, "launch_with"):
+            return list(launcher.launch_with(jobs, first_idx, hooks)), True
+        if self.own or not _in_process(launcher):
+            return list(launcher.launch(jobs, first_idx)), False
+        assert isinstance(self.task, TrackedTask)
+        on_job_end = hooks.on_job_end
 
-            def on_end(seed: int, value: float | BaseException) -> bool:
-                return on_job_end(list(seeds).index(seed), _ended(value))
+        def on_end(seed: int, value: float | BaseException) -> bool:
+            return on_job_end is None or on_job_end(list(seeds).index(seed), _ended(value))
 
-            self.task.on_end = on_end
-            try:
-                yield True
-            finally:
-                self.task.on_end = None
-        else:
-            yield False
+        self.task.on_end = on_end
+        try:
+            with epoch_reports(hooks.on_epoch):  # the app's loop calls seedhp.report_epoch
+                return list(launcher.launch(jobs, first_idx)), True
+        finally:
+            self.task.on_end = None
 
     def score(self, ret: JobReturn) -> float:
         """A finished job's objective. The objective named wrongly is bad input: the sweep

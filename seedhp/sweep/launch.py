@@ -6,7 +6,7 @@ import copy
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -15,6 +15,7 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from seedhp.job.hooks import Hooks, epoch_reports
 from seedhp.job.run import JobInfo, named_choices
 
 log = logging.getLogger("seedhp")
@@ -85,14 +86,16 @@ def launch_in_process(
     config: DictConfig,
     job_overrides: Sequence[Sequence[str]],
     initial_job_idx: int,
-    on_job_end: Callable[[int, JobReturn], bool] | None = None,
+    hooks: Hooks | None = None,
     composer: Composer | None = None,
 ) -> list[JobReturn]:
     """Run the jobs one after another here; a failing job is reported and the rest go on.
 
-    `on_job_end(i, job_return)` is called after job i; when it returns False the remaining
+    `hooks.on_job_end(i, job_return)` is called after job i; when it returns False the remaining
     jobs are not run (a pruned trial's seeds), and fewer returns come back than jobs were given.
+    `hooks.on_epoch` is installed around each job (Hydra's run_job takes no argument for it).
     """
+    on_job_end, on_epoch = (hooks.on_job_end, hooks.on_epoch) if hooks else (None, None)
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
@@ -106,13 +109,14 @@ def launch_in_process(
             cfg.hydra.job.id = idx
             cfg.hydra.job.num = idx
         tic = time.perf_counter()
-        ret = run_job(
-            hydra_context=hydra_context,
-            task_function=task_function,
-            config=cfg,
-            job_dir_key="hydra.sweep.dir",
-            job_subdir_key="hydra.sweep.subdir",
-        )
+        with epoch_reports(on_epoch):
+            ret = run_job(
+                hydra_context=hydra_context,
+                task_function=task_function,
+                config=cfg,
+                job_dir_key="hydra.sweep.dir",
+                job_subdir_key="hydra.sweep.subdir",
+            )
         # logging stays as the job set it up, so this line also lands in the job's own log
         # a sweeper that reports per job (seedhp's optuna sweeper) prints its own lines
         (log.debug if on_job_end is not None and n == 1 else log.info)(

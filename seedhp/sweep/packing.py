@@ -15,7 +15,7 @@ import copy
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from seedhp.job.hooks import Hooks, Reporter
 from seedhp.job.identity import without_seed
 from seedhp.job.run import JobInfo, PackFailed, PackOutOfMemory, named_choices, run_pack
 from seedhp.sweep.launch import Composer, _outcome, _shown
@@ -74,11 +75,12 @@ def launch_packed(
     initial_job_idx: int,
     packer: Packer,
     composer: Composer | None = None,
-    on_job_end: Callable[[int, JobReturn], bool] | None = None,
+    hooks: Hooks | None = None,
     job_numbers: Sequence[int] | None = None,
 ) -> list[JobReturn]:
-    """Train the jobs pack by pack; returns their JobReturns in job order. `on_job_end(i, ret)`
-    hears every seed of a finished pack; once it returns False no further pack is started.
+    """Train the jobs pack by pack; returns their JobReturns in job order. `hooks.on_job_end(i,
+    ret)` hears every seed of a finished pack; once it returns False no further pack is started;
+    `hooks.on_epoch` hears a one-seed pack's epochs (a tuned trial's pruner).
     `job_numbers`: each job's hydra.job.num, when not initial_job_idx + its position (a pack
     handed to a submitit worker)."""
     setup_globals()
@@ -95,13 +97,15 @@ def launch_packed(
         key = config_key(overrides)
         groups.setdefault(key, []).append(Job(i, list(overrides), cfg))
     n = len(job_overrides)
+    on_job_end, on_epoch = (hooks.on_job_end, hooks.on_epoch) if hooks else (None, None)
     returns: dict[int, JobReturn] = {}
     go_on = True
     for key, jobs in groups.items():
         start = 0
         while go_on and start < len(jobs):
             pack = jobs[start : start + packer.size(key)]
-            for job, ret, k in _train_fitting(hydra_context, task_function, pack, key, packer):
+            trained = _train_fitting(hydra_context, task_function, pack, key, packer, on_epoch)
+            for job, ret, k in trained:
                 returns[job.idx] = ret
                 log.info(
                     "job %*d/%d  %s  %s  [pack of %d]",
@@ -138,6 +142,7 @@ def _train_fitting(
     pack: list[Job],
     key: tuple[str, ...],
     packer: Packer,
+    on_epoch: Reporter | None = None,
 ) -> list[tuple[Job, JobReturn, int]]:
     """Train a pack. When it does not fit, train its halves (recursively) and remember the
     size that fitted. When it fails otherwise, train its seeds one at a time, once: a seed that
@@ -145,16 +150,22 @@ def _train_fitting(
     configuration cannot be packed, so its remaining seeds train one at a time (remembered: no
     pack of it is tried again in this sweep)."""
     try:
-        out = _train_pack(hydra_context, task_function, pack)
+        out = _train_pack(hydra_context, task_function, pack, on_epoch)
     except PackOutOfMemory as err:
         half = len(pack) // 2
         packer.fits[key] = min(packer.fits.get(key, half), half)
         log.warning("%s: splitting into packs of %d and %d", err, half, len(pack) - half)
-        first = _train_fitting(hydra_context, task_function, pack[:half], key, packer)
-        return first + _train_fitting(hydra_context, task_function, pack[half:], key, packer)
+        first = _train_fitting(hydra_context, task_function, pack[:half], key, packer, on_epoch)
+        return first + _train_fitting(
+            hydra_context, task_function, pack[half:], key, packer, on_epoch
+        )
     except PackFailed as err:
         log.warning("%s: training its seeds one at a time to find out why", err)
-        out = [done for job in pack for done in _train_pack(hydra_context, task_function, [job])]
+        out = [
+            done
+            for job in pack
+            for done in _train_pack(hydra_context, task_function, [job], on_epoch)
+        ]
         if all(ret.status == JobStatus.COMPLETED for _, ret, _ in out):
             packer.fits[key] = 1
             log.warning(
@@ -168,7 +179,10 @@ def _train_fitting(
 
 
 def _train_pack(
-    hydra_context: HydraContext, task_function: TaskFunction, pack: list[Job]
+    hydra_context: HydraContext,
+    task_function: TaskFunction,
+    pack: list[Job],
+    on_epoch: Reporter | None = None,
 ) -> list[tuple[Job, JobReturn, int]]:
     """What Hydra's run_job does for one job, once per seed, around one pack's training."""
     old = HydraConfig.instance().cfg
@@ -182,7 +196,7 @@ def _train_pack(
     try:
         for job in pack:
             callbacks.on_job_start(config=job.cfg, task_function=task_function)
-        values = run_pack([job.cfg for job in pack], infos)
+        values = run_pack([job.cfg for job in pack], infos, on_epoch)
     finally:
         HydraConfig.instance().cfg = old
     out = []

@@ -18,7 +18,6 @@ study_storage and study_record.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -35,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import Trial, TrialState
 
 from seedhp.errors import exit_on_config_error
-from seedhp.job.hooks import epoch_reports
+from seedhp.job.hooks import Hooks
 from seedhp.job.owner import this_process
 from seedhp.job.tracking import Tracker
 from seedhp.job.urls import redact
@@ -314,13 +313,10 @@ def _launch_seeds(
 
     epochs_pruned = s.strategy != "averaged" and s.pruner != "none"
     first_idx = trial.number * len(s.seeds if s.strategy == "averaged" else [0])
-    with (
-        ctx.app.watch(ctx.launcher, on_job_end, seeds) as supports_hook,
-        epoch_reports(on_epoch) if epochs_pruned else contextlib.nullcontext(),
-    ):
-        returns = list(ctx.launcher.launch(jobs, initial_job_idx=first_idx))
+    hooks = Hooks(on_epoch if epochs_pruned else None, on_job_end)
+    returns, heard = ctx.app.launch(ctx.launcher, jobs, first_idx, hooks, seeds)
     stop_on_config_error(returns)
-    if not supports_hook:  # reports after the whole batch
+    if not heard:  # reports after the whole batch
         for i, ret in enumerate(returns):
             if not on_job_end(i, ret):
                 break

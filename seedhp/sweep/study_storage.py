@@ -50,7 +50,8 @@ def open_study(s: StudySettings, attempts: int = 10) -> optuna.Study:
 
     Workers that start together on a new database race to create Optuna's tables and the
     study: on SQLite a lock file orders them; on a server database the loser's insert fails
-    with a unique-key violation, and it tries again, then finds what the winner created."""
+    with a unique-key violation (or its CREATE with "already exists"), and it tries again, then
+    finds what the winner created."""
     for attempt in range(1, attempts + 1):
         try:
             with sqlite_lock(s.storage):
@@ -71,7 +72,7 @@ class _Raced(Exception):
 
 
 def _open_study(s: StudySettings) -> optuna.Study:
-    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
 
     try:
         if s.storage.startswith("sqlite:///"):
@@ -99,6 +100,16 @@ def _open_study(s: StudySettings) -> optuna.Study:
         raise
     except IntegrityError as err:
         raise _Raced() from err
+    except ProgrammingError as err:
+        # PostgreSQL: two workers creating Optuna's tables at once; the loser's CREATE TYPE or
+        # CREATE TABLE finds the winner's (DuplicateObject, DuplicateTable)
+        if "already exists" in str(err):
+            raise _Raced() from err
+        raise ConfigError(
+            "hydra.sweeper.storage",
+            redact(s.storage),
+            f"cannot open this Optuna storage ({_first_line(err)})",
+        ) from None
     except ValueError as err:  # a loaded study with another direction
         raise ConfigError("hydra.sweeper.study_name", s.name, f"{err}") from None
     except ImportError as err:

@@ -61,20 +61,16 @@ def submit_packs(
         size,
         folder,
     )
-    hook, launcher.on_job_end = launcher.on_job_end, None  # a sweeper's closure: not pickled
-    try:
-        with executor.batch():
-            tasks = [
-                executor.submit(
-                    launcher,
-                    [list(job_overrides[i]) for i in pack],
-                    [initial_job_idx + i for i in pack],
-                    state,
-                )
-                for pack in packs
-            ]
-    finally:
-        launcher.on_job_end = hook
+    with executor.batch():
+        tasks = [
+            executor.submit(
+                launcher,
+                [list(job_overrides[i]) for i in pack],
+                [initial_job_idx + i for i in pack],
+                state,
+            )
+            for pack in packs
+        ]
     returns: dict[int, JobReturn] = {}
     for pack, task in zip(packs, tasks, strict=True):
         try:
@@ -85,12 +81,7 @@ def submit_packs(
             results = [_failed(job_overrides[i], err) for i in pack]
         for i, ret in zip(pack, results, strict=True):
             returns[i] = ret
-    ordered = [returns[i] for i in sorted(returns)]
-    if hook is not None:
-        for i, ret in enumerate(ordered):
-            if not hook(i, ret):
-                break
-    return ordered
+    return [returns[i] for i in sorted(returns)]
 
 
 def train_pack_task(

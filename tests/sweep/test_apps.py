@@ -23,8 +23,8 @@ from seedhp.sweep.tracked import (
     app_seed,
     returned_metrics,
 )
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "plain_pytorch" / "train.py"
 
 # A Hydra app with its seed under trainer.seed; seed 3 raises, the score is a pure function

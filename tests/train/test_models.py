@@ -9,6 +9,7 @@ import pytest
 
 from seedhp.errors import ConfigError
 from seedhp.job.run import check, run
+from seedhp.sweep.launch import job_info
 from tests.conftest import all_runs, compose_config
 from tests.datafiles import write_cifar10, write_mnist
 
@@ -58,7 +59,7 @@ def one_step(model: str, data: str, root: Path, outputs: Path) -> list[str]:
 def test_model_trains_on_data(model: str, data: str, data_root: Path, outputs: Path) -> None:
     cfg = compose_config(one_step(model, data, data_root, outputs), outputs)
     check(cfg)
-    value = run(cfg)
+    value = run(cfg, job_info(cfg))  # what Hydra knows of the job, as __main__ passes it
     assert math.isfinite(value) and 0.0 <= value <= 1.0
     [mlflow_run] = all_runs(outputs)
     assert mlflow_run.info.status == "FINISHED"
