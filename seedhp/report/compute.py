@@ -120,9 +120,15 @@ def _configuration(
             "n_test": sizes.get("n_test"),
         },
         "black_swans": [
-            {"seed": runs[i].seed, "score": float(vals[i]), "mads": dist}
+            {
+                "seed": runs[i].seed,
+                "score": float(vals[i]),
+                "mads": dist,
+                "sds": (float(vals[i]) - d_val.mean) / d_val.std if d_val.std > 0 else math.nan,
+            }
             for i, dist in stats.black_swans(vals, opt.black_swan_k)
         ],
+        "black_swans_checked": len(vals) >= stats.MIN_SEEDS_FOR_BLACK_SWANS,
         "black_swan_fences": list(stats.robust_fences(vals, opt.black_swan_k)[:2])
         if len(vals)
         else [],

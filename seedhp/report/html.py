@@ -236,10 +236,13 @@ def _per_configuration(n: dict[str, Any], figures: dict[str, Path]) -> str:
             continue
         swans = (
             ", ".join(
-                f"seed {s['seed']}: {_f(s['score'])} ({s['mads']:+.1f} MAD)"
+                f"seed {s['seed']}: {_f(s['score'])} ({s['mads']:+.1f} MAD, {s['sds']:+.1f} sd)"
                 for s in c["black_swans"]
             )
             or "none"
+            if c.get("black_swans_checked", True)
+            else f"not looked for: {len(c['seeds'])} finished seeds, fewer than the 20 that "
+            "median ± 3 MAD needs to tell a black swan from an ordinary extreme"
         )
         out.append(
             f"<h3>{escape(c['label'])} <small><code>{escape(c['config_id'])}</code></small></h3>"

@@ -103,20 +103,26 @@ def noise_floor(accuracy: float, n_test: int) -> float:
     return math.sqrt(accuracy * (1 - accuracy) / n_test)
 
 
+MIN_SEEDS_FOR_BLACK_SWANS = 20  # below this, median -/+ 3 MAD flags ordinary extremes
+
+
 def robust_fences(x: ArrayLike, k: float = 3.0) -> tuple[float, float, float]:
-    """(low, high, mad): median -/+ k * MAD, the MAD scaled by 1.4826 so it estimates the
-    standard deviation of normal scores."""
+    """(low, high, mad): median -/+ k * MAD, the MAD scaled by the exact consistency constant
+    1 / Phi^-1(3/4) = 1.482602218505602 (scipy.stats.median_abs_deviation(scale="normal")) so
+    it estimates the standard deviation of normal scores."""
     v = _array(x)
     med = float(np.median(v))
-    mad = float(1.4826 * np.median(np.abs(v - med)))
+    mad = float(stats.median_abs_deviation(v, scale="normal"))
     return med - k * mad, med + k * mad, mad
 
 
 def black_swans(x: ArrayLike, k: float = 3.0) -> list[tuple[int, float]]:
     """Indices of scores outside the robust fences, with their distance from the median in
-    MADs (signed). With a MAD of 0 every score off the median is an outlier."""
+    MADs (signed), for a sample of at least MIN_SEEDS_FOR_BLACK_SWANS scores (in 10-seed draws
+    of a symmetric sample a quarter flag one; none below that). With a MAD of 0 every score off
+    the median is an outlier."""
     v = _array(x)
-    if len(v) < 3:
+    if len(v) < MIN_SEEDS_FOR_BLACK_SWANS:
         return []
     med = float(np.median(v))
     lo, hi, mad = robust_fences(v, k)

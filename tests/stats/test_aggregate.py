@@ -7,6 +7,7 @@ import pytest
 from scipy.stats import trim_mean
 
 from seedhp.stats.aggregate import aggregate
+from seedhp.stats.core import describe
 
 
 def test_by_hand() -> None:
@@ -25,6 +26,10 @@ def test_iqm_matches_scipy_trim_mean(n: int) -> None:
     assert aggregate(list(xs), "iqm", True) == pytest.approx(trim_mean(xs, 0.25))
 
 
-def test_iqm_weights_boundary_scores_when_n_is_not_divisible_by_four() -> None:
-    # n = 5: drop 1.25 scores from each end -> 0.75*2 + 3 + 0.75*4 over a weight of 2.5
-    assert aggregate([1, 2, 3, 4, 5], "iqm", True) == pytest.approx((1.5 + 3 + 3) / 2.5)
+def test_one_iqm_for_studies_and_reports_when_n_is_not_divisible_by_four() -> None:
+    # rliable's and scipy's: int(5 / 4) = 1 score cut from each end, the middle 3 averaged
+    # (the study aggregate used to weight the boundary scores: 0.915 here, the report 0.91667)
+    xs = [0.90, 0.90, 0.90, 0.95, 0.99]
+    assert aggregate(xs, "iqm", True) == pytest.approx((0.90 + 0.90 + 0.95) / 3)
+    assert aggregate(xs, "iqm", True) == describe(xs).iqm
+    assert aggregate([1, 2, 3, 4, 5], "iqm", True) == 3.0

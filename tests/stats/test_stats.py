@@ -44,11 +44,22 @@ def test_noise_floor() -> None:
 
 
 def test_black_swans_outside_robust_fences() -> None:
-    x = [0.90, 0.91, 0.90, 0.89, 0.90, 0.91, 0.60]
+    x = [0.88, 0.89, 0.90, 0.91, 0.92] * 4 + [0.90, 0.60]  # 22 seeds
     [(i, dist)] = stats.black_swans(x, k=3)
-    assert i == 6 and dist < -3
+    assert i == 21 and dist < -3
     lo, _, mad = stats.robust_fences(x, k=3)
-    assert mad == pytest.approx(1.4826 * 0.01) and lo == pytest.approx(0.90 - 3 * mad)
+    # the exact consistency constant 1 / Phi^-1(3/4), not 1.4826
+    assert mad == sps.median_abs_deviation(x, scale="normal")
+    assert mad == pytest.approx(1.482602218505602 * 0.01, rel=1e-14)
+    assert mad != pytest.approx(1.4826 * 0.01, rel=1e-9)
+    assert lo == pytest.approx(0.90 - 3 * mad, abs=1e-15)
+
+
+def test_no_black_swans_below_twenty_seeds() -> None:
+    """A symmetric 10-seed sample's extremes sit near median -/+ 3 MAD: not looked for."""
+    x = [0.88, 0.89, 0.90, 0.91, 0.92, 0.90, 0.60]
+    assert stats.black_swans(x, k=3) == []
+    assert [i for i, _ in stats.black_swans(x * 3, k=3)] == [6, 13, 20]  # 21 seeds
 
 
 def test_epoch_bands_and_rank_agreement() -> None:
