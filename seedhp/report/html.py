@@ -76,13 +76,15 @@ def render(n: dict[str, Any], figures: dict[str, Path]) -> str:
         _per_configuration(n, figures),
         f"<h2>Definitions</h2><p>Statistics are over the seeds a configuration finished "
         f"(diverged, pruned and failed runs are listed, not dropped silently). std: sample "
-        f"standard deviation; se: std/&radic;n; IQM: mean of the middle 50 %; CI: percentile "
-        f"bootstrap 95 % interval of the mean (seeded); noise floor: &radic;(p(1&minus;p)/n) of "
-        f"an accuracy p on n evaluation examples &mdash; the spread a finite evaluation set alone "
-        f"gives. Black swans: scores beyond median &plusmn; k&middot;MAD (MAD scaled to a normal "
-        f"std). Optimism: the score a winner was chosen on minus its configuration's mean "
-        f"{escape(name(test))} on fresh seeds; seed luck: minus its fresh-seed "
-        f"{escape(name(obj))} instead.</p>",
+        f"standard deviation; se: std/&radic;n; IQM: scipy's trim_mean(x, 0.25), the mean "
+        f"after int(n/4) scores are cut from each end; CI of a mean: the Student-t 95 % "
+        f"interval, mean &plusmn; t(0.975, n&minus;1)&middot;se, over the n seeds shown; noise "
+        f"floor: &radic;(p(1&minus;p)/n) of an accuracy p on n evaluation examples &mdash; the "
+        f"spread a finite evaluation set alone gives. Black swans: scores beyond median "
+        f"&plusmn; k&middot;MAD (MAD scaled by 1/&Phi;<sup>&minus;1</sup>(3/4) to a normal "
+        f"std), looked for with 20 seeds or more. Optimism: the score a winner was chosen on "
+        f"minus its configuration's mean {escape(name(test))} on fresh seeds; seed luck: minus "
+        f"its fresh-seed {escape(name(obj))} instead.</p>",
         "</body></html>",
     ]
     return "\n".join(parts)
@@ -141,7 +143,8 @@ def _configurations(n: dict[str, Any]) -> str:
     head = (
         "<tr><th class=l>configuration</th>"
         + "".join(f"<th>{c}</th>" for c in cols)
-        + "<th>95 % CI of mean</th><th>noise floor</th><th>median</th><th>IQM</th><th>min</th>"
+        + "<th>95 % CI of mean (Student t, n)</th><th>noise floor</th><th>median</th>"
+        "<th>IQM</th><th>min</th>"
         "<th>max</th><th>gap</th><th>quantiles 5, 25, 75, 95 %</th><th>skew</th><th>kurt.</th>"
         "<th>test mean</th><th>test noise floor</th><th>diverged, pruned, failed</th></tr>"
     )

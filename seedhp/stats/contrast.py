@@ -175,11 +175,7 @@ def _selection(
     tests = [r.metrics[test_metric] for r in fresh if _ok(r, test_metric)]
     vals = [r.metrics[objective] for r in fresh if _ok(r, objective)]
     mean_test = _mean(tests)
-    ci = (
-        stats.bootstrap_ci(tests, random_state=random_state)
-        if len(tests) > 1
-        else (math.nan, math.nan)
-    )
+    ci = stats.t_interval(tests) if len(tests) > 1 else (math.nan, math.nan)
     return Selection(
         rule=rule,
         config_id=cid,

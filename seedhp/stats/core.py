@@ -37,7 +37,7 @@ class Description:
     q95: float
     skewness: float  # adjusted Fisher-Pearson (scipy.stats.skew, bias=False)
     kurtosis: float  # excess kurtosis, bias-corrected (scipy.stats.kurtosis, bias=False)
-    ci_low: float  # percentile bootstrap 95 % CI of the mean
+    ci_low: float  # 95 % CI of the mean, Student t: mean -/+ t(0.975, n - 1) * se
     ci_high: float
 
     def as_dict(self) -> dict[str, float]:
@@ -54,7 +54,7 @@ def describe(x: ArrayLike, random_state: int = 0, n_resamples: int = 10_000) -> 
         return Description(0, *([nan] * 16))
     q = np.quantile(v, QUANTILES)
     std = float(np.std(v, ddof=1)) if n > 1 else math.nan
-    lo, hi = bootstrap_ci(v, np.mean, random_state=random_state, n_resamples=n_resamples)
+    lo, hi = t_interval(v)
     return Description(
         n=n,
         mean=float(v.mean()),
@@ -74,6 +74,21 @@ def describe(x: ArrayLike, random_state: int = 0, n_resamples: int = 10_000) -> 
         ci_low=lo,
         ci_high=hi,
     )
+
+
+def t_interval(x: ArrayLike, confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t CI of the mean: mean -/+ t((1 + confidence) / 2, n - 1) * std / sqrt(n)
+    (scipy.stats.t.interval). At n = 10 seeds it covers its level; a percentile bootstrap of
+    the mean covers about 90 % there."""
+    v = _array(x)
+    n = len(v)
+    if n < 2:
+        return (math.nan, math.nan)
+    se = float(np.std(v, ddof=1)) / math.sqrt(n)
+    if se == 0:
+        return (float(v.mean()), float(v.mean()))
+    lo, hi = stats.t.interval(confidence, n - 1, loc=float(v.mean()), scale=se)
+    return float(lo), float(hi)
 
 
 def bootstrap_ci(

@@ -26,6 +26,11 @@ def test_describe_worked_by_hand_and_against_scipy() -> None:
     assert e.kurtosis == pytest.approx(sps.kurtosis(y, bias=False))
     assert e.ci_low < y.mean() < e.ci_high
     assert math.isnan(stats.describe([0.5]).std)
+    # the CI of a mean is Student's t: by hand, t(0.975, 4) = 2.7764451051977987
+    half = 2.7764451051977987 * d.std / math.sqrt(5)
+    assert (d.ci_low, d.ci_high) == pytest.approx((0.94 - half, 0.94 + half), rel=1e-12)
+    ref = sps.ttest_1samp(x, 0.94).confidence_interval(0.95)
+    assert (d.ci_low, d.ci_high) == pytest.approx((ref.low, ref.high), rel=1e-12)
 
 
 def test_bootstrap_ci_is_seeded_and_agrees_with_scipy() -> None:
