@@ -71,7 +71,14 @@ def compute(
         "selections": [s.as_dict() for s in selections],
         "comparisons": [
             c.as_dict()
-            for c in compare(rs.runs, test, maximize(test), random_state=opt.random_state)
+            for c in compare(
+                rs.runs,
+                test,
+                maximize(test),
+                random_state=opt.random_state,
+                chosen_by=obj,  # which configurations: chosen on validation, never on test
+                maximize_chosen_by=maximize(obj),
+            )
         ],
         "ensembles": _ensembles(rs, order, preds, opt, labels),
         "audit": [vars(a) for a in audit(rs.runs, obj, ensembles=bool(preds))],

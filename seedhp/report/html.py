@@ -198,25 +198,36 @@ def _comparisons(n: dict[str, Any]) -> str:
         return ""
     labels = n["labels"]
     head = (
-        "<tr><th class=l>A (higher mean)</th><th class=l>B</th><th>n A, B</th>"
-        "<th>mean A &minus; B (95 % CI)</th><th>Welch p</th><th>Mann&ndash;Whitney p</th>"
+        "<tr><th class=l>A (higher mean)</th><th class=l>B</th><th>n A, B (shared)</th>"
+        "<th>tests</th><th>mean A &minus; B (95 % CI, Student t)</th>"
+        "<th>t p (Holm)</th><th>rank p (Holm)</th>"
         "<th>P(A &gt; B)</th><th>ASO &epsilon;<sub>min</sub></th>"
-        "<th>single-seed reversal</th></tr>"
+        "<th>reversal</th></tr>"
     )
     rows = "".join(
         f"<tr><td class=l>{escape(labels.get(c['a'], c['a']))}</td>"
-        f"<td class=l>{escape(labels.get(c['b'], c['b']))}</td><td>{c['n_a']}, {c['n_b']}</td>"
+        f"<td class=l>{escape(labels.get(c['b'], c['b']))}</td>"
+        f"<td>{c['n_a']}, {c['n_b']} ({c['n_shared']})</td>"
+        f"<td>{'paired t, Wilcoxon' if c['paired'] else 'Welch t, Mann&ndash;Whitney'}</td>"
         f"<td>{_f(c['difference'])} [{_f(c['ci_low'])}, {_f(c['ci_high'])}]</td>"
-        f"<td>{_p(c['welch_p'])}</td><td>{_p(c['mannwhitney_p'])}</td>"
+        f"<td>{_p(c['t_p'])} ({_p(c['t_p_holm'])})</td>"
+        f"<td>{_p(c['rank_p'])} ({_p(c['rank_p_holm'])})</td>"
         f"<td>{_f(c['p_improvement'])}</td><td>{_f(c['aso_eps_min'])}</td>"
         f"<td>{_f(c['reversal_rate'])}</td></tr>"
         for c in comps
     )
     return (
         f"<h2>Comparing configurations</h2><p>On {escape(name(comps[0]['metric']))} over "
-        "seeds. ASO &epsilon;<sub>min</sub> (Dror et al. 2019, &alpha; = 0.05): below 0.5 "
-        "A is almost stochastically better, below 0.2 confidently. Single-seed reversal: "
-        "the chance that one seed of each ranks them the wrong way round.</p>"
+        "seeds, among the (at most six) configurations with the best mean on the validation "
+        "objective: chosen on validation, never on the scores compared. Two configurations that "
+        "finished the same seeds are compared on those seeds, paired (paired t-test, Wilcoxon "
+        "signed-rank, the CI of the mean paired difference, P(A &gt; B) and the reversal rate "
+        "over shared seeds); otherwise as independent samples (Welch, Mann&ndash;Whitney, "
+        "P(A &gt; B) over all pairs of one seed each). p-values are two-sided, shown raw and, "
+        f"in brackets, Holm-adjusted over the {comps[0]['n_comparisons']} comparisons. "
+        "P(A &gt; B) counts ties as &frac12;; reversal: the share of (shared) seeds on which B "
+        "scores strictly higher. ASO &epsilon;<sub>min</sub> (Dror et al. 2019, &alpha; = 0.05): "
+        "below 0.5 A is almost stochastically better, below 0.2 confidently.</p>"
         f"<table>{head}{rows}</table>"
     )
 

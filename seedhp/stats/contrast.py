@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from typing import Any
 
+import numpy as np
 from scipy import stats as sps
 
 from seedhp.stats import core as stats
@@ -65,14 +66,23 @@ class Comparison:
     metric: str
     n_a: int
     n_b: int
+    paired: bool  # on the seeds both finished (n_shared >= 2), else independent samples
+    n_shared: int
     difference: float  # mean(a) - mean(b), in the metric's direction of "better"
-    ci_low: float
+    ci_low: float  # Student t: of the paired differences, or Welch's for independent samples
     ci_high: float
-    welch_p: float
-    mannwhitney_p: float
-    p_improvement: float  # P(a > b) for one seed each
+    t_p: float  # paired t-test (ttest_rel) or Welch's t-test; two-sided
+    rank_p: float  # Wilcoxon signed-rank or Mann-Whitney U; two-sided
+    t_p_holm: float  # Holm-adjusted over the report's n_comparisons
+    rank_p_holm: float
+    n_comparisons: int
+    p_improvement: float  # P(a > b): same seed when paired, one seed each otherwise; ties 1/2
     aso_eps_min: float  # a over b; < 0.5: a better, < 0.2: confidently
-    reversal_rate: float  # one seed each ranks them the other way round
+    reversal_rate: float  # share of (shared) seeds on which b scores strictly higher than a
+
+    @property
+    def test(self) -> str:
+        return "paired t, Wilcoxon signed-rank" if self.paired else "Welch t, Mann-Whitney U"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -206,39 +216,101 @@ def compare(
     maximize: bool,
     max_configs: int = 6,
     random_state: int = 0,
+    chosen_by: str | None = None,
+    maximize_chosen_by: bool | None = None,
 ) -> list[Comparison]:
-    """Every pair among the `max_configs` configurations with the best mean `metric` (of those
-    with two finished seeds or more), the better one first."""
+    """Every pair among the `max_configs` configurations with the best mean `chosen_by` (the
+    validation objective; never the compared `metric` itself, unless not given), of those with
+    two finished seeds or more, the better one on `metric` first. Configurations that finished
+    the same seeds are compared on those seeds, paired; p-values are Holm-adjusted over all
+    the pairs."""
     g = group(runs)
-    scores = {
-        cid: [r.metrics[metric] for r in rs if _ok(r, metric)] for cid, rs in g.selection.items()
+    by_seed = {
+        cid: {r.seed: r.metrics[metric] for r in rs if _ok(r, metric)}
+        for cid, rs in g.selection.items()
     }
-    scores = {cid: v for cid, v in scores.items() if len(v) >= 2}
+    by_seed = {cid: v for cid, v in by_seed.items() if len(v) >= 2}
+    key = chosen_by or metric
+    up = maximize if maximize_chosen_by is None else maximize_chosen_by
+    chosen = {cid: [r.metrics[key] for r in g.selection[cid] if _ok(r, key)] for cid in by_seed}
+    ranked = sorted(
+        (c for c in by_seed if chosen[c]),
+        key=lambda c: (-(1 if up else -1) * statistics.fmean(chosen[c]), c),  # ties: config_id
+    )[:max_configs]
     sign = 1 if maximize else -1
-    ranked = sorted(scores, key=lambda c: -sign * statistics.fmean(scores[c]))[:max_configs]
-    out = []
-    for a, b in combinations(ranked, 2):
-        va, vb = [sign * x for x in scores[a]], [sign * x for x in scores[b]]
-        diff, lo, hi = stats.mean_difference_ci(va, vb, random_state=random_state)
-        welch = sps.ttest_ind(va, vb, equal_var=False).pvalue
-        mwu = sps.mannwhitneyu(va, vb, alternative="two-sided").pvalue
-        out.append(
-            Comparison(
-                a=a,
-                b=b,
-                metric=metric,
-                n_a=len(va),
-                n_b=len(vb),
-                difference=diff,
-                ci_low=lo,
-                ci_high=hi,
-                welch_p=float(welch),
-                mannwhitney_p=float(mwu),
-                p_improvement=stats.probability_of_improvement(va, vb),
-                aso_eps_min=stats.aso(va, vb, random_state=random_state),
-                reversal_rate=stats.reversal_rate(va, vb),
-            )
-        )
+    rows = []
+    for x, y in combinations(ranked, 2):
+        mx, my = statistics.fmean(by_seed[x].values()), statistics.fmean(by_seed[y].values())
+        a, b = (x, y) if sign * mx >= sign * my else (y, x)
+        rows.append(_pair(a, b, by_seed[a], by_seed[b], metric, sign, random_state))
+    t_holm = holm([r["t_p"] for r in rows])
+    rank_holm = holm([r["rank_p"] for r in rows])
+    return [
+        Comparison(**r, t_p_holm=t, rank_p_holm=rk, n_comparisons=len(rows))
+        for r, t, rk in zip(rows, t_holm, rank_holm, strict=True)
+    ]
+
+
+def _pair(
+    a: str,
+    b: str,
+    sa: dict[int, float],
+    sb: dict[int, float],
+    metric: str,
+    sign: int,
+    random_state: int,
+) -> dict[str, Any]:
+    shared = sorted(set(sa) & set(sb))
+    va = np.array([sign * v for _, v in sorted(sa.items())])
+    vb = np.array([sign * v for _, v in sorted(sb.items())])
+    paired = len(shared) >= 2
+    if paired:
+        pa = np.array([sign * sa[s] for s in shared])
+        pb = np.array([sign * sb[s] for s in shared])
+        d = pa - pb
+        diff = float(d.mean())
+        lo, hi = stats.t_interval(d) if np.ptp(d) > 0 else (diff, diff)
+        t_p = float(sps.ttest_rel(pa, pb).pvalue) if np.ptp(d) > 0 else math.nan
+        rank_p = float(sps.wilcoxon(pa, pb).pvalue) if np.any(d != 0) else 1.0
+        p_imp = float((np.sum(d > 0) + 0.5 * np.sum(d == 0)) / len(d))
+        reversal = float(np.mean(d < 0))
+    else:
+        diff = float(va.mean() - vb.mean())
+        welch = sps.ttest_ind(va, vb, equal_var=False)
+        ci = welch.confidence_interval(0.95)
+        lo, hi = float(ci.low), float(ci.high)
+        t_p = float(welch.pvalue)
+        rank_p = float(sps.mannwhitneyu(va, vb, alternative="two-sided").pvalue)
+        p_imp = stats.probability_of_improvement(va, vb)
+        reversal = stats.reversal_rate(va, vb)
+    return {
+        "a": a,
+        "b": b,
+        "metric": metric,
+        "n_a": len(va),
+        "n_b": len(vb),
+        "paired": paired,
+        "n_shared": len(shared),
+        "difference": diff,
+        "ci_low": lo,
+        "ci_high": hi,
+        "t_p": t_p,
+        "rank_p": rank_p,
+        "p_improvement": p_imp,
+        "aso_eps_min": stats.aso(va, vb, random_state=random_state),
+        "reversal_rate": reversal,
+    }
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment (family-wise error) of m p-values; NaN stays NaN."""
+    idx = [i for i, p in enumerate(pvalues) if not math.isnan(p)]
+    m = len(idx)
+    out = [math.nan] * len(pvalues)
+    running = 0.0
+    for rank, i in enumerate(sorted(idx, key=lambda i: pvalues[i])):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        out[i] = running
     return out
 
 

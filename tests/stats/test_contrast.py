@@ -5,7 +5,7 @@ import math
 import pytest
 from scipy import stats as sps
 
-from seedhp.stats.contrast import SeedRun, audit, compare, fresh_seeds, select
+from seedhp.stats.contrast import SeedRun, audit, compare, fresh_seeds, holm, select
 
 
 def run(
@@ -80,17 +80,49 @@ def test_losses_are_minimised() -> None:
     assert tuned.config_id == averaged.config_id == "B"
 
 
-def test_pairwise_comparison_against_scipy() -> None:
-    [c] = compare(RUNS, "test_acc", maximize=True)
-    a = [0.93, 0.94, 0.94, 0.95]
-    b = [0.89, 0.90, 0.91, 0.93]
-    assert (c.a, c.b, c.n_a, c.n_b) == ("B", "A", 4, 4)
-    assert c.difference == pytest.approx(sum(a) / 4 - sum(b) / 4)
-    assert c.welch_p == pytest.approx(sps.ttest_ind(a, b, equal_var=False).pvalue)
-    assert c.mannwhitney_p == pytest.approx(sps.mannwhitneyu(a, b).pvalue)
-    assert c.p_improvement == pytest.approx(sps.mannwhitneyu(a, b).statistic / 16)
-    assert c.reversal_rate == pytest.approx(1 - c.p_improvement)
-    assert 0 <= c.aso_eps_min < 0.5
+def test_same_seeds_are_compared_paired_against_scipy() -> None:
+    """A and B both finished seeds 0-3: paired t, Wilcoxon signed-rank, the paired difference's
+    t-interval, P(A>B) and the reversal rate over shared seeds."""
+    [c] = compare(RUNS, "test_acc", maximize=True, chosen_by="val_acc")
+    b = [0.93, 0.94, 0.94, 0.95]  # seeds 0..3: B is better
+    a = [0.89, 0.90, 0.91, 0.93]
+    assert (c.a, c.b, c.n_a, c.n_b, c.paired, c.n_shared) == ("B", "A", 4, 4, True, 4)
+    d = [x - y for x, y in zip(b, a, strict=True)]
+    assert c.difference == pytest.approx(sum(d) / 4)
+    assert c.t_p == pytest.approx(sps.ttest_rel(b, a).pvalue)
+    assert c.rank_p == pytest.approx(sps.wilcoxon(b, a).pvalue)
+    ci = sps.ttest_rel(b, a).confidence_interval(0.95)
+    assert (c.ci_low, c.ci_high) == pytest.approx((ci.low, ci.high))
+    assert c.p_improvement == 1.0 and c.reversal_rate == 0.0  # B above A on every shared seed
+    assert (c.t_p_holm, c.n_comparisons) == (pytest.approx(c.t_p), 1)  # one comparison
+
+
+def test_different_seeds_are_compared_unpaired_against_scipy() -> None:
+    a = [0.89, 0.90, 0.91, 0.93]
+    b = [0.93, 0.94, 0.94, 0.95]
+    runs = [run("A", 20 + i, 0.90, x) for i, x in enumerate(a)]
+    runs += [run("B", i, 0.95, x) for i, x in enumerate(b)]
+    [c] = compare(runs, "test_acc", maximize=True, chosen_by="val_acc")
+    assert (c.a, c.b, c.paired, c.n_shared) == ("B", "A", False, 0)
+    welch = sps.ttest_ind(b, a, equal_var=False)
+    assert c.t_p == pytest.approx(welch.pvalue)
+    assert (c.ci_low, c.ci_high) == pytest.approx(tuple(welch.confidence_interval(0.95)))
+    assert c.rank_p == pytest.approx(sps.mannwhitneyu(b, a).pvalue)
+    assert c.p_improvement == pytest.approx(sps.mannwhitneyu(b, a).statistic / 16)
+
+
+def test_holm_by_hand_and_configurations_chosen_on_validation() -> None:
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    kept, dropped = holm([0.5, math.nan])  # a p-value that does not exist is not counted
+    assert kept == 0.5 and math.isnan(dropped)
+    # C has the best test mean but the worst validation mean: with max_configs=2 it is left out
+    runs = [r for r in RUNS if r.role == "run"]
+    runs += [run("C", s, 0.80, 0.99) for s in range(4)]
+    [c] = compare(runs, "test_acc", maximize=True, max_configs=2, chosen_by="val_acc")
+    assert {c.a, c.b} == {"A", "B"}
+    three = compare(runs, "test_acc", maximize=True, chosen_by="val_acc")
+    assert [x.n_comparisons for x in three] == [3, 3, 3]
+    assert [x.t_p_holm for x in three] == pytest.approx(holm([x.t_p for x in three]))
 
 
 def names(items) -> dict[str, str]:  # type: ignore[no-untyped-def]
