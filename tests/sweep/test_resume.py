@@ -135,6 +135,7 @@ def test_sigterm_records_the_pack_as_interrupted_and_a_rerun_resumes(tmp_path: P
     assert len(after) == 6 and max(after.values()) == 1
 
 
+@pytest.mark.slow  # 18 s: keeps `make test` under 5 minutes; CI runs it
 def test_reuse_false_trains_again_and_each_seed_counts_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

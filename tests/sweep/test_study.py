@@ -299,6 +299,7 @@ def test_two_processes_share_one_study(tmp_path: Path) -> None:
     assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in runs)
 
 
+@pytest.mark.slow  # 11 s: keeps `make test` under 5 minutes; CI runs it
 def test_a_trial_whose_process_died_before_it_was_owned_does_not_stall_the_study(
     tmp_path: Path,
 ) -> None:
