@@ -161,3 +161,12 @@ def test_audit_names_safe_and_risky_uses() -> None:
     )
     for item in audit(models, "val_acc", False):
         assert item.why.endswith(".") and len(item.why) > 40  # one sentence of why
+
+
+def test_comparisons_do_not_depend_on_the_order_runs_come_from_the_store() -> None:
+    """ASO resamples: its inputs are ordered by seed, so a store's row order changes nothing."""
+    runs = [r for r in RUNS if r.role == "run"] + [run("C", s, 0.93, 0.92) for s in range(4)]
+    shuffled = runs[::-1][3:] + runs[::-1][:3]
+    assert compare(runs, "test_acc", True, chosen_by="val_acc") == compare(
+        shuffled, "test_acc", True, chosen_by="val_acc"
+    )
