@@ -44,8 +44,7 @@ class ReportSettings:
     enabled: bool = True
     fresh_seeds: int = 0  # re-run both winners on this many fresh seeds first
     black_swan_k: float = 3.0
-    bootstrap: int = 10_000
-    random_state: int = 0
+    random_state: int = 0  # seeds ASO's and the ensembles' resampling
 
 
 @dataclass(frozen=True)
@@ -216,7 +215,6 @@ def _report(r: Mapping[str, Any]) -> ReportSettings:
         enabled=bool(r.get("enabled", True)),
         fresh_seeds=_int(r, "report.fresh_seeds", minimum=0),
         black_swan_k=_number(r, "report.black_swan_k", 0.0, None, lo_open=True),
-        bootstrap=_int(r, "report.bootstrap", minimum=100),
         random_state=_int(r, "report.random_state", minimum=0),
     )
 

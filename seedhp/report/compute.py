@@ -23,8 +23,7 @@ MAX_FIGURED = 12  # configurations that get their own histogram and convergence 
 @dataclass(frozen=True)
 class Options:
     black_swan_k: float = 3.0
-    bootstrap: int = 10_000
-    random_state: int = 0
+    random_state: int = 0  # seeds ASO's and the ensembles' resampling
 
 
 def compute(
@@ -103,8 +102,8 @@ def _configuration(
     runs = sorted(runs, key=lambda r: r.seed)
     vals = np.array([r.metrics[obj] for r in runs])
     tests = np.array([r.metrics[test] for r in runs if _finite(r.metrics.get(test))])
-    d_val = stats.describe(vals, opt.random_state, opt.bootstrap)
-    d_test = stats.describe(tests, opt.random_state, opt.bootstrap)
+    d_val = stats.describe(vals)
+    d_test = stats.describe(tests)
     sizes = rs.split_sizes.get(cid, {})
     others = [r for r in rs.runs if r.config_id == cid and r.role != "reseed"]
     curve_rows = [curves[r.run_id] for r in runs if r.run_id in curves]

@@ -28,8 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         default=3.0,
         help="black swans lie beyond median -/+ k MAD (default 3)",
     )
-    report.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples")
-    report.add_argument("--random-state", type=int, default=0, help="seeds the bootstrap")
+    report.add_argument(
+        "--random-state", type=int, default=0, help="seeds ASO's and the ensembles' resampling"
+    )
     report.add_argument(
         "--no-log",
         action="store_true",
@@ -57,7 +58,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         options = Options(
             getattr(args, "black_swan_k", 3.0),
-            getattr(args, "bootstrap", 10_000),
             getattr(args, "random_state", 0),
         )
         path = build_report(

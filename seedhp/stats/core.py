@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -44,7 +43,7 @@ class Description:
         return asdict(self)
 
 
-def describe(x: ArrayLike, random_state: int = 0, n_resamples: int = 10_000) -> Description:
+def describe(x: ArrayLike) -> Description:
     """Summary of one configuration's scores over seeds; undefined values are NaN (std of one
     score, skewness of fewer than 3, kurtosis of fewer than 4)."""
     v = _array(x)
@@ -88,25 +87,6 @@ def t_interval(x: ArrayLike, confidence: float = 0.95) -> tuple[float, float]:
     if se == 0:
         return (float(v.mean()), float(v.mean()))
     lo, hi = stats.t.interval(confidence, n - 1, loc=float(v.mean()), scale=se)
-    return float(lo), float(hi)
-
-
-def bootstrap_ci(
-    x: ArrayLike,
-    statistic: Callable[..., object] = np.mean,
-    confidence: float = 0.95,
-    n_resamples: int = 10_000,
-    random_state: int = 0,
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of `statistic` (a numpy reduction taking `axis`)."""
-    v = _array(x)
-    if len(v) < 2:
-        return (math.nan, math.nan)
-    rng = np.random.default_rng(random_state)
-    idx = rng.integers(0, len(v), size=(n_resamples, len(v)))
-    reps = np.asarray(statistic(v[idx], axis=1))
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(reps, [alpha, 1 - alpha])
     return float(lo), float(hi)
 
 
@@ -255,23 +235,6 @@ def aso(
     )
     sigma = float(np.std(c * (reps - eps)))
     return float(np.clip(eps - sigma * stats.norm.ppf(1 - confidence) / c, 0.0, 1.0))
-
-
-def mean_difference_ci(
-    a: ArrayLike,
-    b: ArrayLike,
-    confidence: float = 0.95,
-    n_resamples: int = 10_000,
-    random_state: int = 0,
-) -> tuple[float, float, float]:
-    """mean(A) - mean(B) and its percentile bootstrap CI, A and B resampled independently."""
-    va, vb = _array(a), _array(b)
-    rng = np.random.default_rng(random_state)
-    da = va[rng.integers(0, len(va), (n_resamples, len(va)))].mean(1)
-    db = vb[rng.integers(0, len(vb), (n_resamples, len(vb)))].mean(1)
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(da - db, [alpha, 1 - alpha])
-    return float(va.mean() - vb.mean()), float(lo), float(hi)
 
 
 def reversal_rate(a: ArrayLike, b: ArrayLike) -> float:

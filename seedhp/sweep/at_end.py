@@ -86,7 +86,7 @@ def report(tracker: Tracker, parent: str, settings: Target, sweep_dir: Path) -> 
             tracker,
             parent,
             sweep_dir / "report",
-            Options(r.black_swan_k, r.bootstrap, r.random_state),
+            Options(r.black_swan_k, r.random_state),
         )
     except ConfigError as err:  # nothing finished: say so, the sweep itself is done
         log.warning("no report: %s", err)

@@ -56,7 +56,7 @@ def test_report_numbers_figures_and_escaping(tmp_path: Path) -> None:
     curves = {
         r.run_id: [0.5, 0.8, r.metrics["val_acc"]] for r in rs.runs if r.status == "finished"
     }
-    numbers = compute(rs, curves, {}, Options(bootstrap=500))
+    numbers = compute(rs, curves, {}, Options())
     a, b = numbers["configurations"]
     assert a["config_id"] == "aaa" and a["objective"]["n"] == 8 and a["diverged"] == [9]
     vals = [r.metrics["val_acc"] for r in rs.runs if r.config_id == "aaa" and r.metrics]
@@ -93,7 +93,6 @@ def test_sweep_writes_a_report_that_agrees_with_mlflow(tmp_path: Path) -> None:
             "train.epochs=3",
             "tracking.save_predictions=true",
             "report.fresh_seeds=4",
-            "report.bootstrap=500",
             f"tracking.uri=sqlite:///{store}/mlflow.db",
         ],
         cwd=tmp_path,
@@ -151,8 +150,6 @@ def test_sweep_writes_a_report_that_agrees_with_mlflow(tmp_path: Path) -> None:
             parent.info.run_id,
             "--out",
             str(tmp_path / "again"),
-            "--bootstrap",
-            "500",
             "--no-log",
             "--tracking-uri",
             f"sqlite:///{store}/mlflow.db",
@@ -217,7 +214,7 @@ def test_report_and_reseed_commands_in_every_form(tmp_path: Path) -> None:
 
     for form in ([], ["--run", pid]):  # the latest sweep or study, and one named
         out = tmp_path / f"report{len(form)}"
-        report = seedhp(["report", *form, "--out", str(out), "--bootstrap", "200"], tmp_path)
+        report = seedhp(["report", *form, "--out", str(out)], tmp_path)
         assert report.returncode == 0, report.stderr
         assert json.loads((out / "report.json").read_text())["parent_run_id"] == pid
     everything = seedhp(["report", "--all", "--out", str(tmp_path / "all")], tmp_path)

@@ -148,7 +148,7 @@ def test_reuse_false_trains_again_and_each_seed_counts_once(
     table = result.stdout[result.stdout.index("val_acc over seeds") :].splitlines()
     assert table[2].split()[1] == "3"
     monkeypatch.chdir(tmp_path)
-    assert console.main(["report", "--all", "--out", "all", "--bootstrap", "200"]) == 0
+    assert console.main(["report", "--all", "--out", "all"]) == 0
     numbers = json.loads((tmp_path / "all" / "report.json").read_text())
     [config] = numbers["configurations"]
     assert config["objective"]["n"] == 3 and len(numbers["duplicates"]) == 3
