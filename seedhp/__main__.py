@@ -1,4 +1,23 @@
-"""`python -m seedhp`: one seed-run; `python -m seedhp -m seed='range(0,500)'`: a seed sweep."""
+"""`python -m seedhp`: one seed-run; `python -m seedhp -m seed='range(0,500)'`: a seed sweep.
+
+Following one seed of `python -m seedhp -m seed='range(0,100)'` to its MLflow run takes six
+files, each opened once, in this order (conf/config.yaml picks the sweeper and the launcher):
+
+1. here: the one check before Hydra (`preflight`), then Hydra's multirun;
+2. hydra_plugins/seedhp/seedhp_sweeper.py: `hydra/sweeper=seedhp`, a thin plugin that hands
+   the sweep to
+3. seedhp/sweep/grid.py: expand `seed=range(...)` into jobs, check each configuration, open the
+   sweep's MLflow parent run, launch, summarise;
+4. hydra_plugins/seedhp/packed_launcher.py: `hydra/launcher=packed`, a thin plugin that hands
+   the jobs to
+5. seedhp/sweep/packing.py: compose each job's config, group the seeds of a configuration into
+   packs, write their job directories, and call
+6. seedhp/job/run.py: `run_pack`: each seed's settings and seed streams, its MLflow run
+   (`_start_run`: tags, params, config.yaml), the training, and the run's end (`_finish_run`).
+
+Below those, for detail: seedhp/train/loop.py (how a pack trains), seedhp/job/record.py (the
+MLflow tag names and the one reader), seedhp/job/tracking.py (the MLflow client calls).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`hydra/launcher=packed`: a multirun's jobs that differ only in seed are trained as packs of
-up to `pack_size` seeds, one batched model each, in this process (the work: seedhp.packing).
+up to `pack_size` seeds, one batched model each, in this process (the work: seedhp.sweep.packing).
 
 No `from __future__ import annotations` here: Hydra executes plugin modules outside
 sys.modules, where dataclasses cannot resolve string annotations.
@@ -35,9 +35,17 @@ class PackedLauncher(SeedhpLauncher):
         self.pack_size = pack_size
         self.packer: Any = None  # seedhp.packing.Packer: pack sizes that fitted, per configuration
 
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        """Hydra's entry (the grid sweeper's): no hooks."""
+        return self.launch_with(job_overrides, initial_job_idx, None)
+
     def launch_with(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int, hooks: Any
     ) -> Sequence[JobReturn]:
+        """`launch`, and the sweeper hears each job as it ends (hooks: seedhp.job.hooks.Hooks;
+        a study's trials)."""
         from seedhp.sweep.launch import Composer
         from seedhp.sweep.packing import Packer, launch_packed
 

@@ -99,7 +99,7 @@ def grid_sweep(
         overrides = parser.parse_overrides([f"{k}={v}" for k, v in params.items()] + arguments)
         jobs = expand(overrides, key)
         groups = configurations(jobs, key)
-        checked = [
+        checked = [  # seedhp's own task: seedhp.job.run.check, before anything trains
             app.target(hydra_context.config_loader.load_sweep_config(config, job))
             for job in groups.values()
         ]
@@ -140,6 +140,7 @@ def grid_sweep(
         batch = max_batch_size or len(todo) or 1
         first = next_job_number(sweep_dir)  # a re-run in the same directory adds, never overwrites
         for start in range(0, len(todo), batch):
+            # each job told its parent run and role (seedhp's own task: tracking.* overrides)
             chunk = app.jobs(todo[start : start + batch], context)
             returns.append(launcher.launch(chunk, first + start))
             stop_on_config_error(returns[-1])
