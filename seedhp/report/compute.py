@@ -48,7 +48,7 @@ def compute(
         for cid in order
     ]
     all_scores = [r.metrics[obj] for c in order for r in scored[c]]
-    selections = select(rs.runs, obj, test, rs.maximize, opt.random_state)
+    selections = select(rs.runs, obj, test, rs.maximize)
     return {
         "title": rs.title,
         "kind": rs.kind,
@@ -209,11 +209,14 @@ def _ensembles(
 ) -> list[dict[str, Any]]:
     out = []
     for cid in order:
-        members = [
-            (r.seed, preds[r.run_id])
-            for r in rs.runs
-            if r.config_id == cid and r.role != "reseed" and r.run_id in preds
-        ]
+        members = sorted(  # by seed: the resampling does not depend on the store's row order
+            (
+                (r.seed, preds[r.run_id])
+                for r in rs.runs
+                if r.config_id == cid and r.role != "reseed" and r.run_id in preds
+            ),
+            key=lambda m: m[0],
+        )
         if len(members) < 2:
             continue
         p = np.stack([m[1][0] for m in members])

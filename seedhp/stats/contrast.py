@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from typing import Any
@@ -36,6 +36,19 @@ class SeedRun:
     start_time: int = 0  # ms since the epoch: of two runs of one (config, seed), the later wins
 
 
+TIE_RULE = (
+    "ties on the selection score go to the lowest seed, then to the smallest config_id: an "
+    "order fixed before any score is seen, and blind to test scores"
+)
+
+
+def tie_order(config_id: str, seed: int | None = None) -> tuple[int, str]:
+    """Where a candidate stands among others tied on the selection score (TIE_RULE), the same
+    in the report, in a study's best trial and in re-seeding: the lowest seed first (a
+    configuration chosen on its mean has none), then the smallest config_id."""
+    return (-1 if seed is None else seed, config_id)
+
+
 @dataclass(frozen=True)
 class Selection:
     """One selection rule's winner, and what it is worth on seeds the selection never saw."""
@@ -52,8 +65,15 @@ class Selection:
     fresh_val_mean: float
     fresh_test_mean: float
     fresh_test_ci: tuple[float, float]
-    optimism: float  # chosen_on - fresh_test_mean
+    optimism: float  # chosen_on - fresh_test_mean = seed_luck + val_test_gap
     seed_luck: float  # chosen_on - fresh_val_mean: what the choice of seeds added
+    val_test_gap: float  # fresh_val_mean - fresh_test_mean, on the same fresh seed-runs
+    # 95 % Student-t CIs over the fresh seeds; chosen_on is a fixed number, given the selection
+    fresh_val_ci: tuple[float, float] = (math.nan, math.nan)
+    optimism_ci: tuple[float, float] = (math.nan, math.nan)
+    seed_luck_ci: tuple[float, float] = (math.nan, math.nan)
+    val_test_gap_ci: tuple[float, float] = (math.nan, math.nan)  # of the paired differences
+    tied_with: tuple[tuple[str, int | None], ...] = ()  # (config_id, seed) tied, passed over
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,7 +140,6 @@ def select(
     objective: str,
     test_metric: str,
     maximize: bool,
-    random_state: int = 0,
 ) -> list[Selection]:
     """The seed-tuned winner (best single (configuration, seed) on the objective) and the
     seed-averaged winner (best configuration by its mean objective over seeds)."""
@@ -130,13 +149,13 @@ def select(
     if not scored:
         return []
     sign = 1 if maximize else -1
-    best_run = max(
-        (r for rs in scored.values() for r in rs),
-        key=lambda r: (sign * r.metrics[objective], -r.seed),
+    [best_run, *tied_runs] = best_of(
+        [r for rs in scored.values() for r in rs],
+        lambda r: sign * r.metrics[objective],
+        lambda r: tie_order(r.config_id, r.seed),
     )
-    best_cfg = max(
-        scored, key=lambda c: sign * statistics.fmean(r.metrics[objective] for r in scored[c])
-    )
+    means = {c: statistics.fmean(r.metrics[objective] for r in rs) for c, rs in scored.items()}
+    [best_cfg, *tied_cfgs] = best_of(list(scored), lambda c: sign * means[c], tie_order)
     tuned_test = best_run.metrics.get(test_metric, math.nan)
     avg = scored[best_cfg]
     return [
@@ -151,22 +170,31 @@ def select(
             g.fresh.get(best_run.config_id, []),
             objective,
             test_metric,
-            random_state,
+            tuple((r.config_id, r.seed) for r in tied_runs),
         ),
         _selection(
             "seed-averaged",
             best_cfg,
             avg[0].label,
             None,
-            statistics.fmean(r.metrics[objective] for r in avg),
+            means[best_cfg],
             _mean([r.metrics.get(test_metric, math.nan) for r in avg]),
             len(avg),
             g.fresh.get(best_cfg, []),
             objective,
             test_metric,
-            random_state,
+            tuple((c, None) for c in tied_cfgs),
         ),
     ]
+
+
+def best_of(
+    candidates: Sequence[Any], score: Callable[[Any], float], order: Callable[[Any], Any]
+) -> list[Any]:
+    """The candidates with the highest `score`, the winner first by `order` (TIE_RULE's
+    tie_order): [winner, *those tied with it]."""
+    top = max(score(c) for c in candidates)
+    return sorted((c for c in candidates if score(c) == top), key=order)
 
 
 def _selection(
@@ -180,12 +208,15 @@ def _selection(
     fresh: list[SeedRun],
     objective: str,
     test_metric: str,
-    random_state: int,
+    tied_with: tuple[tuple[str, int | None], ...],
 ) -> Selection:
     tests = [r.metrics[test_metric] for r in fresh if _ok(r, test_metric)]
     vals = [r.metrics[objective] for r in fresh if _ok(r, objective)]
-    mean_test = _mean(tests)
-    ci = stats.t_interval(tests) if len(tests) > 1 else (math.nan, math.nan)
+    both = [r for r in fresh if _ok(r, test_metric) and _ok(r, objective)]
+    gaps = [r.metrics[objective] - r.metrics[test_metric] for r in both]
+    mean_test, mean_val = _mean(tests), _mean(vals)
+    ci = stats.t_interval(tests)
+    val_ci = stats.t_interval(vals)
     return Selection(
         rule=rule,
         config_id=cid,
@@ -196,11 +227,17 @@ def _selection(
         n_seeds=n,
         fresh_n=len(tests),
         fresh_seeds=tuple(sorted(r.seed for r in fresh)),
-        fresh_val_mean=_mean(vals),
+        fresh_val_mean=mean_val,
         fresh_test_mean=mean_test,
         fresh_test_ci=ci,
         optimism=chosen - mean_test,
-        seed_luck=chosen - _mean(vals),
+        seed_luck=chosen - mean_val,
+        val_test_gap=_mean(gaps),
+        fresh_val_ci=val_ci,
+        optimism_ci=(chosen - ci[1], chosen - ci[0]),
+        seed_luck_ci=(chosen - val_ci[1], chosen - val_ci[0]),
+        val_test_gap_ci=stats.t_interval(gaps),
+        tied_with=tied_with,
     )
 
 

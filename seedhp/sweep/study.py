@@ -52,6 +52,7 @@ from seedhp.sweep.study_storage import (
     count_trials,
     fail_stale_trials,
     finished_seed_runs,
+    known_config_id,
     open_study,
     tell,
 )
@@ -70,6 +71,7 @@ class TrialOutcome:
     errors: dict[int, str] = field(default_factory=dict)
     pruned: bool = False
     pruned_epoch: int | None = None  # tuned/fixed: the epoch a seed-run was stopped after
+    config_id: str | None = None  # of its seed-runs: where it stands among tied trials
 
 
 @dataclass
@@ -246,7 +248,7 @@ def run_trial(ctx: StudyContext, trial: Trial) -> None:
     key = config_key(s.space.fixed, params, ctx.settings.space)
     trial.set_user_attr("config_key", key)
     known = finished_seed_runs(ctx.study, key)
-    outcome = TrialOutcome()
+    outcome = TrialOutcome(config_id=known_config_id(ctx.study, key))
     steps = {seed: (s.seeds.index(seed) if s.strategy == "averaged" else 0) for seed in seeds}
 
     def record(seed: int, value: float, run_id: str | None) -> bool:
@@ -324,6 +326,7 @@ def _launch_seeds(
     mine = f"tags.`seedhp.study` = '{s.name}' and tags.`seedhp.trial` = '{trial.number}'"
     for run in ctx.tracker.search(mine):  # this trial's MLflow runs, by seed
         outcome.run_ids[int(run.data.tags["seed"])] = run.info.run_id
+        outcome.config_id = run.data.tags.get("config_id", outcome.config_id)
 
 
 def _tell(
@@ -341,6 +344,8 @@ def _tell(
     )
     if outcome.reused:
         trial.set_user_attr("reused_seeds", outcome.reused)
+    if outcome.config_id:
+        trial.set_user_attr("config_id", outcome.config_id)
     if outcome.errors:
         trial.set_user_attr("errors", {str(k): v for k, v in outcome.errors.items()})
     values = [outcome.scores[x] for x in seeds if x in outcome.scores]

@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from seedhp.job.tracking import Tracker, metric
 from seedhp.job.urls import redact
+from seedhp.stats.contrast import TIE_RULE, best_of, tie_order
 from seedhp.sweep.study_settings import StudySettings
 from seedhp.sweep.study_storage import FINISHED, count_trials
 from seedhp.sweep.tracked import Target
@@ -85,11 +86,15 @@ def results(ctx: StudyContext) -> dict[str, Any]:
     }
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if completed:
-        best: FrozenTrial = study.best_trial
+        best, *tied = best_trials(completed, s)
+        optuna_best = study.best_trial.number  # Optuna's own pick among ties: storage order
         out.update(
             {
                 "best_trial": best.number,
                 "best_value": best.value,
+                "tied_trials": [t.number for t in tied],
+                "tie_rule": TIE_RULE,
+                **({"optuna_best_trial": optuna_best} if optuna_best != best.number else {}),
                 "best_params": best.params,
                 "best_seed_scores": {
                     int(k): v for k, v in best.user_attrs.get("seed_scores", {}).items()
@@ -98,6 +103,21 @@ def results(ctx: StudyContext) -> dict[str, Any]:
             }
         )
     return out
+
+
+def best_trials(completed: Sequence[FrozenTrial], s: StudySettings) -> list[FrozenTrial]:
+    """[best, *tied with it]: the completed trials with the best value, ordered by the rule
+    the report and re-seeding use (seedhp.stats.contrast.TIE_RULE): the lowest seed (a tuned
+    trial's), then the smallest config_id, then the trial number (trials from before seedhp
+    recorded a config_id)."""
+    sign = 1 if s.maximize else -1
+
+    def order(t: FrozenTrial) -> tuple[tuple[int, str], int]:
+        seed = t.params.get(s.space.seed_key) if s.strategy == "tuned" else None
+        config_id = str(t.user_attrs.get("config_id", "~"))
+        return tie_order(config_id, None if seed is None else int(seed)), t.number
+
+    return best_of(completed, lambda t: sign * float(t.value), order)
 
 
 def finish(ctx: StudyContext, status: str) -> str:
@@ -126,6 +146,15 @@ def finish(ctx: StudyContext, status: str) -> str:
         lines.append(
             f"Best trial {res['best_trial']}: {s.objective} {res['best_value']:.4f}  {params}"
         )
+        if res["tied_trials"]:
+            lines.append(
+                f"  tied with trial(s) {', '.join(map(str, res['tied_trials']))}: {TIE_RULE}"
+                + (
+                    f" (Optuna's own study.best_trial is trial {res['optuna_best_trial']})"
+                    if "optuna_best_trial" in res
+                    else ""
+                )
+            )
         if s.strategy == "averaged":
             lines.append(
                 "  per seed: "

@@ -222,6 +222,14 @@ def finished_seed_runs(study: optuna.Study, key: str) -> dict[int, tuple[float, 
     return known
 
 
+def known_config_id(study: optuna.Study, key: str) -> str | None:
+    """The config_id an earlier trial of this configuration recorded, if any."""
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("config_key") == key and t.user_attrs.get("config_id"):
+            return str(t.user_attrs["config_id"])
+    return None
+
+
 class TrialHeartbeat:
     """Records the trial's heartbeat in the storage while its seed-runs train, so another
     process can tell a live trial from one whose process died elsewhere."""

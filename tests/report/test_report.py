@@ -14,7 +14,7 @@ import pytest
 from seedhp.report.build import draw
 from seedhp.report.collect import RunSet
 from seedhp.report.compute import Options, compute
-from seedhp.report.html import render
+from seedhp.report.html import digits_for, render
 from seedhp.stats.contrast import SeedRun
 from tests.conftest import all_runs, cli, cli_env, mlflow_client
 
@@ -79,6 +79,59 @@ def test_report_numbers_figures_and_escaping(tmp_path: Path) -> None:
     assert EVIL not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
     assert page.count("data:image/png;base64,") == len(figures)  # self-contained
     assert "seed-tuned" in page and "Protocol audit" in page
+
+
+def test_every_number_is_the_same_whatever_the_stores_row_order() -> None:
+    """ASO and the ensembles resample: their inputs are put in seed order first."""
+    rs = synthetic_runs()
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 10, 50)
+    preds = {
+        r.run_id: (np.where(rng.random(50) < 0.8, labels, (labels + 1) % 10), labels)
+        for r in rs.runs
+        if r.status == "finished"
+    }
+    shuffled = [rs.runs[i] for i in rng.permutation(len(rs.runs))]
+    a = compute(rs, {}, preds, Options())
+    b = compute(RunSet(**{**vars(rs), "runs": shuffled}), {}, preds, Options())
+    assert a["ensembles"] and a["comparisons"]
+    for key in ("configurations", "selections", "comparisons", "ensembles"):
+        assert json.dumps(a[key], sort_keys=True) == json.dumps(b[key], sort_keys=True), key
+
+
+def test_the_page_opens_with_a_summary_and_contents_and_prints_what_the_noise_supports(
+    tmp_path: Path,
+) -> None:
+    rs = synthetic_runs()
+    numbers = compute(rs, {}, {}, Options())
+    page = render(numbers, {})
+    assert page.index("<h2>Summary</h2>") < page.index("<nav>") < page.index("id=audit")
+    assert "over 8 seeds the seed alone moved validation accuracy from" in page
+    assert "Over all 2 configurations the seed std ranged from" in page
+    assert "comparisons stand at 5 % (t-test, Holm-adjusted)" in page
+    for anchor in ("audit", "contrast", "configurations", "comparisons", "definitions"):
+        assert f"href='#{anchor}'" in page and f"id={anchor}" in page
+    assert "href='#ensembles'" not in page  # no predictions saved: no such section
+    d = numbers["configurations"][0]["objective"]
+    k = digits_for((d["ci_high"] - d["ci_low"]) / 2)
+    assert f"{d['mean']:.{k}f} [{d['ci_low']:.{k}f}, {d['ci_high']:.{k}f}]" in page
+    for words in (
+        "excess kurtosis (G2)",
+        "skew (G1)",
+        "(linear)",
+        "two-sided",
+        "noise floor (n = 288)",
+    ):
+        assert words in page
+
+
+@pytest.mark.parametrize(
+    ("half", "digits"), [(0.0023, 4), (0.012, 3), (0.1, 2), (0.00049, 5), (math.nan, 4), (0.0, 4)]
+)
+def test_values_keep_two_significant_digits_of_their_intervals_half_width(
+    half: float, digits: int
+) -> None:
+    assert digits_for(half) == digits
 
 
 def test_sweep_writes_a_report_that_agrees_with_mlflow(tmp_path: Path) -> None:

@@ -66,6 +66,39 @@ def test_seed_tuned_and_seed_averaged_winners_and_their_optimism() -> None:
     assert fresh_seeds(RUNS, 3) == [12, 13, 14]
 
 
+def test_optimism_is_seed_luck_plus_the_validation_to_test_gap_each_with_a_t_interval() -> None:
+    tuned, _ = select(RUNS, "val_acc", "test_acc", maximize=True)
+    # A's fresh seeds 10, 11: val 0.91, 0.92; test 0.90, 0.91; chosen on 0.99
+    t = sps.t.ppf(0.975, 1)
+    assert tuned.val_test_gap == pytest.approx(0.01)
+    assert tuned.optimism == pytest.approx(tuned.seed_luck + tuned.val_test_gap)
+    half = t * 0.005  # (0.91, 0.92): std 0.00707, se 0.005
+    assert tuned.seed_luck_ci == pytest.approx((0.99 - 0.915 - half, 0.99 - 0.915 + half))
+    assert tuned.optimism_ci == pytest.approx((0.99 - 0.905 - half, 0.99 - 0.905 + half))
+    assert tuned.val_test_gap_ci == pytest.approx((0.01, 0.01))  # the same gap on both seeds
+    ci = sps.ttest_1samp([0.91, 0.92], 0).confidence_interval(0.95)
+    assert tuned.fresh_val_ci == pytest.approx((ci.low, ci.high))
+
+
+def test_ties_go_to_the_lowest_seed_then_the_smallest_config_id_and_are_listed() -> None:
+    """The rule looks at no test score: the tied runs' test scores are in the opposite order."""
+    runs = [
+        run("C", 9, 1.0, 0.99),
+        run("B", 68, 1.0, 0.999),
+        run("A", 9, 1.0, 0.98),
+        run("A", 1, 0.9, 0.9),
+        run("C", 1, 0.9, 0.9),
+        run("B", 1, 0.8, 0.8),
+        run("B", 2, 1.0, 1.0),
+    ]
+    for order in (runs, runs[::-1]):
+        tuned, averaged = select(order, "val_acc", "test_acc", maximize=True)
+        assert (tuned.config_id, tuned.seed) == ("B", 2)
+        assert tuned.tied_with == (("A", 9), ("C", 9), ("B", 68))
+        # means: A 0.95, C 0.95, B 0.9333: A and C tie, A has the smaller config_id
+        assert averaged.config_id == "A" and averaged.tied_with == (("C", None),)
+
+
 def test_without_fresh_seeds_the_optimism_is_unknown() -> None:
     tuned, _ = select([r for r in RUNS if r.role != "reseed"], "val_acc", "test_acc", True)
     assert tuned.fresh_n == 0 and math.isnan(tuned.optimism)

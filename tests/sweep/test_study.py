@@ -118,7 +118,20 @@ def test_tuned_study_searches_the_seed_and_reuses_seed_runs(tmp_path: Path) -> N
     )
     assert report.returncode == 0, report.stderr
     [path] = (outputs / "reports").glob("*/report.json")
-    assert yaml.safe_load(path.read_text())["parent_run_id"] == parent.info.run_id
+    numbers = yaml.safe_load(path.read_text())
+    assert numbers["parent_run_id"] == parent.info.run_id
+    # one tie rule: the study's best trial is the report's seed-tuned winner (and re-seeded)
+    [best] = [t for t in trials if t.number == res["best_trial"]]
+    tuned = next(s for s in numbers["selections"] if s["rule"] == "seed-tuned")
+    assert (tuned["config_id"], tuned["seed"]) == (
+        best.user_attrs["config_id"],
+        best.params["seed"],
+    )
+    assert all(
+        t.user_attrs["config_id"]
+        == by_id[next(iter(t.user_attrs["mlflow_run_ids"].values()))].data.tags["config_id"]
+        for t in trials
+    )
     missing = subprocess.run(
         [str(Path(sys.executable).parent / "seedhp"), "report", "--study", "nosuch"],
         cwd=tmp_path,
@@ -330,3 +343,39 @@ def test_a_trial_whose_process_died_before_it_was_owned_does_not_stall_the_study
     trials = study_of(outputs, "orphan").get_trials()
     assert trials[0].state == TrialState.FAIL
     assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 2
+
+
+def test_tied_trials_are_broken_by_the_reports_rule_not_storage_order() -> None:
+    """Trials 0-3 tie; Optuna's best_trial is trial 0 (storage order). seedhp's is the lowest
+    seed, then the smallest config_id: trial 3 (seed 1, config b), then trial 2 (seed 1, c)."""
+    from optuna.distributions import IntDistribution
+
+    from seedhp.sweep.study_record import best_trials
+
+    study = optuna.create_study(direction="maximize")
+    dist = {"seed": IntDistribution(0, 99)}
+    for seed, cid, value in [
+        (7, "a", 1.0),
+        (9, "a", 1.0),
+        (1, "c", 1.0),
+        (1, "b", 1.0),
+        (0, "a", 0.5),
+    ]:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"seed": seed},
+                distributions=dist,
+                value=value,
+                user_attrs={"config_id": cid},
+            )
+        )
+
+    class S:  # the StudySettings fields the rule reads
+        maximize, strategy = True, "tuned"
+        space = type("Space", (), {"seed_key": "seed"})
+
+    done = study.get_trials(states=(TrialState.COMPLETE,))
+    assert study.best_trial.number == 0
+    assert [t.number for t in best_trials(done, S)] == [3, 2, 0, 1]  # type: ignore[arg-type]
+    S.strategy = "averaged"  # no seed of its own: config_id, then trial number
+    assert [t.number for t in best_trials(done, S)] == [0, 1, 3, 2]  # type: ignore[arg-type]
