@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from seedhp.stats.contrast import SeedRun
+from seedhp.stats.contrast import FRESH_ROLES, SeedRun  # noqa: F401 (FRESH_ROLES: the roles of fresh-seed re-runs)
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -18,7 +18,7 @@ SEED = "seed"
 CONFIG_ID = "config_id"
 LABEL = "seedhp.label"  # the configuration's name in summaries and reports
 OVERRIDES = "seedhp.overrides"  # JSON list: what re-creates the configuration on another seed
-ROLE = "seedhp.role"  # run | trial | reseed | baseline
+ROLE = "seedhp.role"  # run | trial | reseed | fresh | baseline
 STATUS = "seedhp.status"  # running | finished | diverged | pruned | failed | interrupted
 JOB_DIR = "seedhp.job_dir"
 ERROR = "seedhp.error"
@@ -28,6 +28,7 @@ SWEEP = "seedhp.sweep"  # the sweep's or study's parent run
 STUDY = "seedhp.study"
 TRIAL = "seedhp.trial"
 STRATEGY = "seedhp.strategy"  # tuned | averaged | fixed
+REPLICATE = "seedhp.replicate"  # the strategy contrast's replicate (seedhp.sweep.strategies)
 REUSED_BY = "seedhp.reused_by."  # + parent run id: a sweep that counts this run as its own
 KIND = "seedhp.kind"  # on parent runs: sweep | study | reseed
 # seedhp's own task
@@ -106,6 +107,8 @@ def read_seed_run(r: Run, plays: str | None = None) -> SeedRun:
         role=plays or role(r),
         metrics={k: float(v) for k, v in r.data.metrics.items()},
         strategy=tags.get(STRATEGY),
+        study=tags.get(STUDY),
+        replicate=int(tags[REPLICATE]) if REPLICATE in tags else None,
         model=tags.get(MODEL),
         overrides=overrides,
         has_predictions=PREDICTIONS in tags,

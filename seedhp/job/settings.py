@@ -23,7 +23,7 @@ from seedhp.train.pack import KERNELS
 from seedhp.train.seeds import STREAMS
 
 DEVICES = ("auto", "cpu", "cuda")
-ROLES = ("run", "trial", "reseed", "baseline")
+ROLES = ("run", "trial", "reseed", "fresh", "baseline")
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ def _tracking(t: Mapping[str, Any], outputs: Path) -> TrackingSettings:
     if role not in ROLES:
         raise ConfigError("tracking.role", role, f"allowed: {', '.join(ROLES)}")
     tags = {str(k): str(v) for k, v in (t.get("tags") or {}).items()}
-    for key in ("study", "trial", "strategy", "reseed_of"):  # set by seedhp's sweepers
+    for key in ("study", "trial", "strategy", "replicate", "reseed_of"):  # seedhp's sweepers
         if t.get(key) is not None:
             tags[f"seedhp.{key}"] = str(t[key])
     label = t.get("label")

@@ -42,7 +42,7 @@ def build_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = draw(numbers, rs, out_dir)
     (out_dir / "report.html").write_text(render(numbers, figures))
-    (out_dir / "report.json").write_text(json.dumps(_json_safe(numbers), indent=1))
+    (out_dir / "report.json").write_text(json.dumps(json_safe(numbers), indent=1))
     write_tables(numbers, rs, out_dir)
     if log_artifacts and parent_id is not None:
         tracker.log_artifacts(parent_id, out_dir, "report")
@@ -95,8 +95,8 @@ def write_tables(n: dict[str, Any], rs: RunSet, out: Path) -> None:
             }
         )
         rows.append(row)
-    _csv(out / "configurations.csv", rows)
-    _csv(
+    write_csv(out / "configurations.csv", rows)
+    write_csv(
         out / "runs.csv",
         [
             {
@@ -112,11 +112,11 @@ def write_tables(n: dict[str, Any], rs: RunSet, out: Path) -> None:
             for r in rs.runs
         ],
     )
-    _csv(out / "comparisons.csv", n["comparisons"])
-    _csv(out / "selections.csv", n["selections"])
+    write_csv(out / "comparisons.csv", n["comparisons"])
+    write_csv(out / "selections.csv", n["selections"])
 
 
-def _csv(path: Path, rows: list[dict[str, Any]]) -> None:
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     with open(path, "w", newline="") as f:
         if not rows:
             return
@@ -125,11 +125,11 @@ def _csv(path: Path, rows: list[dict[str, Any]]) -> None:
         w.writerows(rows)
 
 
-def _json_safe(x: Any) -> Any:
+def json_safe(x: Any) -> Any:
     if isinstance(x, float):
         return None if math.isnan(x) or math.isinf(x) else x
     if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
+        return {str(k): json_safe(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
+        return [json_safe(v) for v in x]
     return x

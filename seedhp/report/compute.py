@@ -14,7 +14,7 @@ import numpy as np
 
 from seedhp.report.collect import RunSet
 from seedhp.stats import core as stats
-from seedhp.stats.contrast import SeedRun, audit, compare, group, select
+from seedhp.stats.contrast import FRESH_ROLES, SeedRun, audit, compare, group, select
 from seedhp.stats.summary import maximize
 
 MAX_FIGURED = 12  # configurations that get their own histogram and convergence figure
@@ -57,7 +57,7 @@ def compute(
         "objective": obj,
         "test_metric": test,
         "maximize": rs.maximize,
-        "counts": dict(Counter(r.status for r in rs.runs if r.role != "reseed")),
+        "counts": dict(Counter(r.status for r in rs.runs if r.role not in FRESH_ROLES)),
         "fresh_runs": sum(len(v) for v in g.fresh.values()),
         "duplicates": [  # runs of a (configuration, seed) counted already: a later run won
             {"run_id": r.run_id, "config_id": r.config_id, "seed": r.seed, "status": r.status}
@@ -105,7 +105,7 @@ def _configuration(
     d_val = stats.describe(vals)
     d_test = stats.describe(tests)
     sizes = rs.split_sizes.get(cid, {})
-    others = [r for r in rs.runs if r.config_id == cid and r.role != "reseed"]
+    others = [r for r in rs.runs if r.config_id == cid and r.role not in FRESH_ROLES]
     curve_rows = [curves[r.run_id] for r in runs if r.run_id in curves]
     return {
         "config_id": cid,
@@ -213,7 +213,7 @@ def _ensembles(
             (
                 (r.seed, preds[r.run_id])
                 for r in rs.runs
-                if r.config_id == cid and r.role != "reseed" and r.run_id in preds
+                if r.config_id == cid and r.role not in FRESH_ROLES and r.run_id in preds
             ),
             key=lambda m: m[0],
         )

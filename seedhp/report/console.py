@@ -14,6 +14,7 @@ from seedhp.job.tracking import Tracker
 from seedhp.report import Options, build_report
 from seedhp.report.collect import collect, latest_parent, study_parent
 from seedhp.report.reseed import plan
+from seedhp.stats.contrast import FRESH_ROLES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +130,9 @@ def _reseed(args: argparse.Namespace, tracker: Tracker, parent: str | None) -> N
     if not todo:
         print(f"both winners already have {args.seeds} fresh seeds")
     for item in todo:
-        source = next(r for r in rs.runs if r.config_id == item.config_id and r.role != "reseed")
+        source = next(
+            r for r in rs.runs if r.config_id == item.config_id and r.role not in FRESH_ROLES
+        )
         with tempfile.TemporaryDirectory() as tmp:
             config = tracker.client.download_artifacts(source.run_id, "config.yaml", tmp)
             command = [

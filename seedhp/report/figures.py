@@ -219,6 +219,29 @@ def ensemble(e: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def promised_delivered(rows: list[dict[str, Any]], objective: str, test: str, path: Path) -> Path:
+    """The strategy contrast: per strategy, each replicate's promised score (the validation
+    score its winner was chosen on) joined to what the winner delivered on fresh seeds."""
+    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+    replicates = sorted({r["replicate"] for r in rows})
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for i, strategy in enumerate(strategies):
+        mine = [r for r in rows if r["strategy"] == strategy]
+        for r in mine:
+            x = i + (replicates.index(r["replicate"]) - (len(replicates) - 1) / 2) * 0.08
+            ax.plot([x, x], [r["promised"], r["delivered"]], color=GREY, lw=0.8)
+            ax.plot(x, r["promised"], "o", mfc="none", color=BLUE, ms=6)
+            ax.plot(x, r["delivered"], "o", color=RED, ms=6)
+    ax.plot([], [], "o", mfc="none", color=BLUE, label=f"promised ({name(objective)})")
+    ax.plot([], [], "o", color=RED, label=f"delivered (fresh-seed {name(test)} mean)")
+    ax.set_xticks(range(len(strategies)), strategies)
+    ax.set_xlim(-0.6, len(strategies) - 0.4)
+    ax.set_ylabel("score")
+    ax.set_title("Promised vs delivered, one point per replicate")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def _wrap(text: str, width: int = 70) -> str:
     return "\n".join(textwrap.wrap(text, width)) or text
 

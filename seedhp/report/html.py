@@ -106,7 +106,7 @@ def _contents(n: dict[str, Any]) -> str:
     return f"<nav><b>Contents</b><ol>{items}</ol></nav>"
 
 
-def _collapsed(table: str, n_rows: int) -> str:
+def collapsed(table: str, n_rows: int) -> str:
     if n_rows <= COLLAPSE_ROWS:
         return table
     return f"<details><summary>the table: {n_rows} rows</summary>{table}</details>"
@@ -123,10 +123,10 @@ def _summary(n: dict[str, Any]) -> str:
         k = digits_for(_half((d["ci_low"], d["ci_high"])))
         items.append(
             f"Best mean, {escape(c['short'])}: over {d['n']} seeds the seed alone moved "
-            f"{escape(obj)} from {_f(d['min'], digits=k)} to {_f(d['max'], digits=k)} (gap "
+            f"{escape(obj)} from {fmt(d['min'], digits=k)} to {fmt(d['max'], digits=k)} (gap "
             f"{_sig(d['gap'])}, std {_sig(d['std'])}"
             + (f", against a noise floor of {_sig(floor)}" if _finite(floor) else "")
-            + f"); mean {_ci(d['mean'], (d['ci_low'], d['ci_high']))}."
+            + f"); mean {fmt_ci(d['mean'], (d['ci_low'], d['ci_high']))}."
         )
     if len(configs) > 1:
         stds = [c["objective"]["std"] for c in configs]
@@ -139,9 +139,10 @@ def _summary(n: dict[str, Any]) -> str:
     for s in n["selections"]:
         if s["fresh_n"]:
             items.append(
-                f"{escape(s['rule'])}: promised {_f(s['chosen_on'])}, delivered "
-                f"{_ci(s['fresh_test_mean'], s['fresh_test_ci'])} on {s['fresh_n']} fresh seeds "
-                f"(optimism {_ci(s['optimism'], s['optimism_ci'])})."
+                f"{escape(s['rule'])}: promised {fmt(s['chosen_on'])}, delivered "
+                f"{fmt_ci(s['fresh_test_mean'], s['fresh_test_ci'])} on {s['fresh_n']} fresh "
+                "seeds "
+                f"(optimism {fmt_ci(s['optimism'], s['optimism_ci'])})."
             )
     comps = n["comparisons"]
     if comps:
@@ -155,7 +156,7 @@ def _summary(n: dict[str, Any]) -> str:
                 + "; ".join(
                     f"{escape(labels.get(c['a'], c['a']))} over "
                     f"{escape(labels.get(c['b'], c['b']))} by "
-                    f"{_ci(c['difference'], (c['ci_low'], c['ci_high']))}"
+                    f"{fmt_ci(c['difference'], (c['ci_low'], c['ci_high']))}"
                     for c in stand[:3]
                 )
                 + more
@@ -220,7 +221,7 @@ def _contrast(n: dict[str, Any], figures: dict[str, Path]) -> str:
     )
     rows = "".join(_contrast_row(s, n["labels"]) for s in sels)
     ties = "".join(
-        f"<li>{escape(s['rule'])}: tied on {escape(obj)} {_f(s['chosen_on'])} with "
+        f"<li>{escape(s['rule'])}: tied on {escape(obj)} {fmt(s['chosen_on'])} with "
         + escape(
             ", ".join(
                 n["labels"].get(cid, cid) + ("" if seed is None else f" seed {seed}")
@@ -256,7 +257,7 @@ def _contrast(n: dict[str, Any], figures: dict[str, Path]) -> str:
             else ""
         )
         + note
-        + _img(figures.get("selection_contrast"))
+        + img(figures.get("selection_contrast"))
     )
 
 
@@ -266,13 +267,13 @@ def _contrast_row(s: dict[str, Any], labels: dict[str, str]) -> str:
         f"<tr><td class=l>{escape(s['rule'])}</td><td class=l title='{escape(s['label'])}'>"
         f"{escape(labels.get(s['config_id'], s['label']))}</td>"
         f"<td>{'' if s['seed'] is None else s['seed']}</td><td>{s['n_seeds']}</td>"
-        f"<td>{_f(s['chosen_on'])}</td><td>{_f(s['selected_test'])}<br><small>{selected}"
+        f"<td>{fmt(s['chosen_on'])}</td><td>{fmt(s['selected_test'])}<br><small>{selected}"
         f"</small></td><td>{s['fresh_n']}</td>"
-        f"<td>{_ci(s['fresh_val_mean'], s['fresh_val_ci'])}</td>"
-        f"<td>{_ci(s['fresh_test_mean'], s['fresh_test_ci'])}</td>"
-        f"<td>{_ci(s['seed_luck'], s['seed_luck_ci'])}</td>"
-        f"<td>{_ci(s['val_test_gap'], s['val_test_gap_ci'])}</td>"
-        f"<td><b>{_ci(s['optimism'], s['optimism_ci'])}</b></td></tr>"
+        f"<td>{fmt_ci(s['fresh_val_mean'], s['fresh_val_ci'])}</td>"
+        f"<td>{fmt_ci(s['fresh_test_mean'], s['fresh_test_ci'])}</td>"
+        f"<td>{fmt_ci(s['seed_luck'], s['seed_luck_ci'])}</td>"
+        f"<td>{fmt_ci(s['val_test_gap'], s['val_test_gap_ci'])}</td>"
+        f"<td><b>{fmt_ci(s['optimism'], s['optimism_ci'])}</b></td></tr>"
     )
 
 
@@ -291,17 +292,17 @@ def _configurations(n: dict[str, Any]) -> str:
     for c in n["configurations"]:
         d, t = c["objective"], c["test"]
         k = digits_for(_half((d["ci_low"], d["ci_high"])))
-        quantiles = ", ".join(_f(d[q], digits=k) for q in ("q05", "q25", "q75", "q95"))
+        quantiles = ", ".join(fmt(d[q], digits=k) for q in ("q05", "q25", "q75", "q95"))
         rows.append(
             f"<tr><td class=l title='{escape(c['label'])}'>{escape(c['short'])}<br><small>"
             f"<code>{escape(c['config_id'])}</code></small></td><td>{d['n']}</td>"
-            f"<td>{_ci(d['mean'], (d['ci_low'], d['ci_high']))}</td><td>{_sig(d['std'])}</td>"
+            f"<td>{fmt_ci(d['mean'], (d['ci_low'], d['ci_high']))}</td><td>{_sig(d['std'])}</td>"
             f"<td>{_sig(d['se'])}</td><td>{_sig(c['noise_floor']['objective'])}</td>"
-            f"<td>{_f(d['median'], digits=k)}</td><td>{_f(d['iqm'], digits=k)}</td>"
-            f"<td>{_f(d['min'], digits=k)}</td><td>{_f(d['max'], digits=k)}</td>"
+            f"<td>{fmt(d['median'], digits=k)}</td><td>{fmt(d['iqm'], digits=k)}</td>"
+            f"<td>{fmt(d['min'], digits=k)}</td><td>{fmt(d['max'], digits=k)}</td>"
             f"<td>{_sig(d['gap'])}</td><td>{quantiles}</td>"
-            f"<td>{_f(d['skewness'], digits=2)}</td><td>{_f(d['kurtosis'], digits=2)}</td>"
-            f"<td>{_ci(t['mean'], (t['ci_low'], t['ci_high']))}</td>"
+            f"<td>{fmt(d['skewness'], digits=2)}</td><td>{fmt(d['kurtosis'], digits=2)}</td>"
+            f"<td>{fmt_ci(t['mean'], (t['ci_low'], t['ci_high']))}</td>"
             f"<td>{_sig(c['noise_floor']['test'])}</td><td>{len(c['diverged'])}, "
             f"{len(c['pruned'])}, {len(c['failed'])}</td></tr>"
         )
@@ -312,7 +313,7 @@ def _configurations(n: dict[str, Any]) -> str:
         + (f"; every configuration shares <code>{escape(common)}</code>" if common else "")
         + ". Compare std with the noise floor: a seed spread near it is what the finite "
         "evaluation set alone would give.</p>"
-        + _collapsed(f"<div class=wide><table>{head}{''.join(rows)}</table></div>", len(rows))
+        + collapsed(f"<div class=wide><table>{head}{''.join(rows)}</table></div>", len(rows))
     )
 
 
@@ -329,7 +330,7 @@ def _expected_max(n: dict[str, Any], figures: dict[str, Path]) -> str:
         "<h2 id=expected-max>Expected best of n</h2><p>The expected best "
         f"{escape(name(n['objective']))} of n seed-runs drawn from these (Dodge et al. "
         "2019), with both estimators: with replacement F(v<sub>(i)</sub>) = (i/N)<sup>n</sup> "
-        "and without, C(i,n)/C(N,n).</p>" + warn + _img(figures.get("expected_max"))
+        "and without, C(i,n)/C(N,n).</p>" + warn + img(figures.get("expected_max"))
     )
 
 
@@ -350,11 +351,11 @@ def _comparisons(n: dict[str, Any]) -> str:
         f"<td class=l>{escape(labels.get(c['b'], c['b']))}</td>"
         f"<td>{c['n_a']}, {c['n_b']} ({c['n_shared']})</td>"
         f"<td>{'paired t, Wilcoxon' if c['paired'] else 'Welch t, Mann&ndash;Whitney'}</td>"
-        f"<td>{_ci(c['difference'], (c['ci_low'], c['ci_high']))}</td>"
+        f"<td>{fmt_ci(c['difference'], (c['ci_low'], c['ci_high']))}</td>"
         f"<td>{_p(c['t_p'])} ({_p(c['t_p_holm'])})</td>"
         f"<td>{_p(c['rank_p'])} ({_p(c['rank_p_holm'])})</td>"
-        f"<td>{_f(c['p_improvement'], digits=2)}</td><td>{_f(c['aso_eps_min'], digits=2)}</td>"
-        f"<td>{_f(c['reversal_rate'], digits=2)}</td></tr>"
+        f"<td>{fmt(c['p_improvement'], digits=2)}</td><td>{fmt(c['aso_eps_min'], digits=2)}</td>"
+        f"<td>{fmt(c['reversal_rate'], digits=2)}</td></tr>"
         for c in comps
     )
     return (
@@ -372,14 +373,14 @@ def _comparisons(n: dict[str, Any]) -> str:
         "below 0.5 A is almost stochastically better, below 0.2 confidently; shown to 2 "
         "decimals: its resampling alone moves it by a standard deviation of 0.003&ndash;0.017 "
         "(20 random states on 10-seed samples).</p>"
-        + _collapsed(f"<div class=wide><table>{head}{rows}</table></div>", len(comps))
+        + collapsed(f"<div class=wide><table>{head}{rows}</table></div>", len(comps))
     )
 
 
 def _ensembles(n: dict[str, Any], figures: dict[str, Path]) -> str:
     if not n["ensembles"]:
         return ""
-    imgs = "".join(_img(figures.get(f"ensemble_{e['config_id']}")) for e in n["ensembles"])
+    imgs = "".join(img(figures.get(f"ensemble_{e['config_id']}")) for e in n["ensembles"])
     return (
         "<h2 id=ensembles>Seed ensembles</h2><p>Majority vote of k seed-variants' test "
         "predictions (<code>tracking.save_predictions=true</code>), beside the single seeds.</p>"
@@ -395,7 +396,7 @@ def _per_configuration(n: dict[str, Any], figures: dict[str, Path]) -> str:
             continue
         swans = (
             ", ".join(
-                f"seed {s['seed']}: {_f(s['score'])} ({s['mads']:+.1f} MAD, {s['sds']:+.1f} sd)"
+                f"seed {s['seed']}: {fmt(s['score'])} ({s['mads']:+.1f} MAD, {s['sds']:+.1f} sd)"
                 for s in c["black_swans"]
             )
             or "none"
@@ -410,7 +411,7 @@ def _per_configuration(n: dict[str, Any], figures: dict[str, Path]) -> str:
             f"{escape(', '.join(map(str, c['diverged'])) or 'none')}; pruned: "
             f"{escape(', '.join(map(str, c['pruned'])) or 'none')}; failed: "
             f"{escape(', '.join(map(str, c['failed'])) or 'none')}.</p>"
-            f"<div class=fig>{_img(hist)}</div><div class=fig>{_img(conv)}</div></details>"
+            f"<div class=fig>{img(hist)}</div><div class=fig>{img(conv)}</div></details>"
         )
     return "".join(out)
 
@@ -419,14 +420,14 @@ def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
 
-def _img(path: Path | None) -> str:
+def img(path: Path | None) -> str:
     if path is None:
         return ""
     data = base64.b64encode(path.read_bytes()).decode()
     return f"<img alt='{escape(path.stem)}' src='data:image/png;base64,{data}'>"
 
 
-def _f(x: Any, integer: bool = False, digits: int = 4) -> str:
+def fmt(x: Any, integer: bool = False, digits: int = 4) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "&ndash;"
     return str(int(x)) if integer else f"{x:.{digits}f}"
@@ -447,12 +448,12 @@ def _half(ci: Any) -> float | None:
     return (hi - lo) / 2
 
 
-def _ci(x: Any, ci: Any) -> str:
+def fmt_ci(x: Any, ci: Any) -> str:
     """A value with its interval, both to the precision the interval supports."""
     d = digits_for(_half(ci))
     if _half(ci) is None:
-        return _f(x, digits=d)
-    return f"{_f(x, digits=d)} [{_f(ci[0], digits=d)}, {_f(ci[1], digits=d)}]"
+        return fmt(x, digits=d)
+    return f"{fmt(x, digits=d)} [{fmt(ci[0], digits=d)}, {fmt(ci[1], digits=d)}]"
 
 
 def _sig(x: Any) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seedhp.report.collect import RunSet
-from seedhp.stats.contrast import fresh_seeds, select
+from seedhp.stats.contrast import FRESH_ROLES, fresh_seeds, select
 
 
 @dataclass(frozen=True)
@@ -24,16 +24,16 @@ def plan(rs: RunSet, n: int) -> list[Reseed]:
     for s in select(rs.runs, rs.objective, rs.test_metric, rs.maximize):
         if s.config_id not in winners:
             winners.append(s.config_id)
-    selection_runs = [r for r in rs.runs if r.role != "reseed"]
+    selection_runs = [r for r in rs.runs if r.role not in FRESH_ROLES]
     seeds = fresh_seeds(selection_runs, n)
     out = []
     for cid in winners:
         done = {
             r.seed
             for r in rs.runs
-            if r.config_id == cid and r.role == "reseed" and r.status == "finished"
+            if r.config_id == cid and r.role in FRESH_ROLES and r.status == "finished"
         }
-        source = next(r for r in rs.runs if r.config_id == cid and r.role != "reseed")
+        source = next(r for r in rs.runs if r.config_id == cid and r.role not in FRESH_ROLES)
         todo = tuple(s for s in seeds if s not in done)
         if todo:
             out.append(Reseed(cid, source.label, source.overrides, todo))

@@ -27,19 +27,26 @@ class SeedRun:
     label: str
     seed: int
     status: str  # finished | diverged | pruned | failed | interrupted | running
-    role: str  # run | trial | reseed | baseline
+    role: str  # run | trial | reseed | fresh | baseline (reseed, fresh: FRESH_ROLES)
     metrics: dict[str, float]
     strategy: str | None = None  # tuned | averaged | fixed (Optuna studies), None for a grid
     model: str | None = None
     overrides: tuple[str, ...] = ()
     has_predictions: bool = False
     start_time: int = 0  # ms since the epoch: of two runs of one (config, seed), the later wins
+    study: str | None = None  # the Optuna study it belongs to, None for a grid sweep
+    replicate: int | None = None  # the strategy contrast's replicate
 
 
 TIE_RULE = (
     "ties on the selection score go to the lowest seed, then to the smallest config_id: an "
     "order fixed before any score is seen, and blind to test scores"
 )
+
+
+# re-runs on seeds the selection never saw: `seedhp reseed` and report.fresh_seeds (reseed),
+# the strategy contrast's (fresh)
+FRESH_ROLES = ("reseed", "fresh")
 
 
 def tie_order(config_id: str, seed: int | None = None) -> tuple[int, str]:
@@ -128,7 +135,7 @@ def group(runs: Sequence[SeedRun]) -> Groups:
     for r in runs:
         if r.status != "finished":
             continue
-        (g.fresh if r.role == "reseed" else g.selection).setdefault(r.config_id, []).append(r)
+        (g.fresh if r.role in FRESH_ROLES else g.selection).setdefault(r.config_id, []).append(r)
     for cid, fresh in g.fresh.items():  # a re-run is fresh only on a seed the selection never saw
         seen = {r.seed for r in g.selection.get(cid, [])}
         g.fresh[cid] = [r for r in fresh if r.seed not in seen]

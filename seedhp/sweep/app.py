@@ -140,7 +140,12 @@ def tracking_overrides(c: RunContext) -> list[str]:
     out = [f"tracking.role={c.role}"]
     if c.parent_run_id:
         out.append(f"tracking.parent_run_id={c.parent_run_id}")
-    for key, value in (("study", c.study), ("trial", c.trial), ("strategy", c.strategy)):
+    for key, value in (
+        ("study", c.study),
+        ("trial", c.trial),
+        ("strategy", c.strategy),
+        ("replicate", c.replicate),
+    ):
         if value is not None:
             out.append(f"tracking.{key}={value}")
     if c.label:

@@ -88,6 +88,8 @@ class StudyContext:
     returns: list[JobReturn] = field(default_factory=list)
     asked: int = 0  # trials this process ran
     failed: int = 0  # ... of which failed (an error, or every seed diverged)
+    replicate: int | None = None  # the strategy contrast's replicate, tagged on every seed-run
+    job_offset: int = 0  # added to job numbers: studies sharing a sweep directory stay apart
 
 
 def optuna_sweep(
@@ -101,17 +103,65 @@ def optuna_sweep(
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # seedhp prints a line per trial
     with exit_on_config_error():
         space = parse_space(merge(dict(sweeper.get("params") or {}), arguments), app.seed_key)
-        job_settings, job_seed = _check_space(hydra_context, config, space, app)
+        job_settings, job_seed = check_space(hydra_context, config, space, app)
         settings = study_settings(sweeper, space, job_settings, job_seed)
-        study = open_study(settings)
-        tracker = Tracker(job_settings.tracking.uri, job_settings.tracking.experiment)
-        tracker.reap()
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(config, sweep_dir / "multirun.yaml")
-    parent = study_parent(tracker, study, settings, job_settings)
+    ctx = start_study(hydra_context, config, launcher, app, settings, job_settings, sweep_dir)
+    ctx.tracker.reap()
+    status, last = "FAILED", False
+    try:
+        if run_trials(ctx):
+            status = "FINISHED"
+            last = _ran_the_last_trial(ctx)
+            if last:  # once per study, not once per process sharing it
+                at_end.reseed(
+                    ctx.tracker,
+                    ctx.parent,
+                    job_settings,
+                    launcher,
+                    first_job_idx=(len(ctx.study.trials) + 1) * len(settings.seeds),
+                )
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        print(finish(ctx, status), flush=True)
+    if status != "FINISHED":
+        raise SystemExit(1)  # stopped on failures: the study did not complete
+    if last and (path := at_end.report(ctx.tracker, ctx.parent, job_settings, sweep_dir)):
+        print(f"Report: {path}", flush=True)
+    return [ctx.returns]
+
+
+def start_study(
+    hydra_context: HydraContext,
+    config: DictConfig,
+    launcher: Launcher,
+    app: App,
+    settings: StudySettings,
+    job: Target,
+    sweep_dir: Path,
+    replicate: int | None = None,
+) -> StudyContext:
+    """Open (or resume) the study and its MLflow parent run, nested under
+    job.tracking.parent_run_id when there is one (the strategy contrast's)."""
+    with exit_on_config_error():
+        study = open_study(settings)
+        tracker = Tracker(job.tracking.uri, job.tracking.experiment)
+    parent = study_parent(tracker, study, settings, job)
     ctx = StudyContext(
-        hydra_context, config, launcher, app, settings, study, tracker, parent, sweep_dir
+        hydra_context,
+        config,
+        launcher,
+        app,
+        settings,
+        study,
+        tracker,
+        parent,
+        sweep_dir,
+        replicate=replicate,
     )
     log.info(
         "study %s (%s, %s %s, %s sampler, %s pruner) in %s: %d of %d trials finished",
@@ -135,33 +185,17 @@ def optuna_sweep(
             "marks a trial but saves no seed-runs; hydra/launcher=seedhp trains them one by one",
             settings.pruner,
         )
-    status, last = "FAILED", False
-    try:
-        while (trial := _next_trial(ctx)) is not None:
-            run_trial(ctx, trial)
-            if _too_many_failures(ctx):
-                break
-        else:
-            status = "FINISHED"
-            last = _ran_the_last_trial(ctx)
-            if last:  # once per study, not once per process sharing it
-                at_end.reseed(
-                    ctx.tracker,
-                    ctx.parent,
-                    job_settings,
-                    launcher,
-                    first_job_idx=(len(study.trials) + 1) * len(settings.seeds),
-                )
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        print(finish(ctx, status), flush=True)
-    if status != "FINISHED":
-        raise SystemExit(1)  # stopped on failures: the study did not complete
-    if last and (path := at_end.report(ctx.tracker, ctx.parent, job_settings, sweep_dir)):
-        print(f"Report: {path}", flush=True)
-    return [ctx.returns]
+    return ctx
+
+
+def run_trials(ctx: StudyContext) -> bool:
+    """Ask, launch and tell until the study has n_trials finished trials (True), or this
+    process's trials keep failing (False)."""
+    while (trial := _next_trial(ctx)) is not None:
+        run_trial(ctx, trial)
+        if _too_many_failures(ctx):
+            return False
+    return True
 
 
 def _ran_the_last_trial(ctx: StudyContext) -> bool:
@@ -174,7 +208,7 @@ def _ran_the_last_trial(ctx: StudyContext) -> bool:
     return last.user_attrs.get(OWNER) == this_process()
 
 
-def _check_space(
+def check_space(
     hydra_context: HydraContext, config: DictConfig, space: SearchSpace, app: App
 ) -> tuple[Target, int]:
     """Compose and check a job at each end of every dimension before any trial runs."""
@@ -294,7 +328,9 @@ def _launch_seeds(
     s = ctx.settings
     dims = {d.key: d for d in s.space.dimensions}
     base = [*s.space.fixed, *(dims[k].override(v) for k, v in params.items())]
-    context = RunContext(ctx.parent, "trial", s.name, trial.number, s.strategy)
+    context = RunContext(
+        ctx.parent, "trial", s.name, trial.number, s.strategy, replicate=ctx.replicate
+    )
     jobs = ctx.app.jobs([[*base, f"{s.space.seed_key}={seed}"] for seed in seeds], context)
 
     def on_job_end(i: int, ret: JobReturn) -> bool:
@@ -314,7 +350,7 @@ def _launch_seeds(
         return outcome.pruned
 
     epochs_pruned = s.strategy != "averaged" and s.pruner != "none"
-    first_idx = trial.number * len(s.seeds if s.strategy == "averaged" else [0])
+    first_idx = ctx.job_offset + trial.number * len(s.seeds if s.strategy == "averaged" else [0])
     hooks = Hooks(on_epoch if epochs_pruned else None, on_job_end)
     returns, heard = ctx.app.launch(ctx.launcher, jobs, first_idx, hooks, seeds)
     stop_on_config_error(returns)

@@ -61,11 +61,12 @@ class RunContext:
     """A job's place in a sweep: recorded as its seed-run's parent and tags."""
 
     parent_run_id: str | None = None
-    role: str = "run"  # run | trial | reseed | baseline
+    role: str = "run"  # run | trial | reseed | fresh | baseline
     study: str | None = None
     trial: int | None = None
     strategy: str | None = None
     label: str | None = None
+    replicate: int | None = None  # the strategy contrast's
 
     def tags(self) -> dict[str, str]:
         """Its study, trial and strategy (the role and parent go with record.seed_run_tags)."""
@@ -75,6 +76,7 @@ class RunContext:
                 (record.STUDY, self.study),
                 (record.TRIAL, self.trial),
                 (record.STRATEGY, self.strategy),
+                (record.REPLICATE, self.replicate),
             )
             if value is not None
         }

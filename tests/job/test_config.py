@@ -40,7 +40,7 @@ def resolved(overrides: list[str], outputs: Path) -> dict[str, Any]:
         ("data.val_size=1.5", "data.val_size", "a fraction in (0, 1)"),
         ("data.augment=mixup", "data.augment", "none, flip, crop, crop_flip"),
         ("model.dropout=1.0", "model.dropout", "< 1.0"),
-        ("tracking.role=winner", "tracking.role", "run, trial, reseed, baseline"),
+        ("tracking.role=winner", "tracking.role", "run, trial, reseed, fresh, baseline"),
     ],
 )
 def test_bad_values_name_key_value_and_what_is_allowed(
