@@ -6,6 +6,7 @@ import argparse
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from seedhp.errors import ConfigError
@@ -14,7 +15,7 @@ from seedhp.job.tracking import Tracker
 from seedhp.report import Options, build_report
 from seedhp.report.collect import collect, latest_parent, study_parent
 from seedhp.report.reseed import plan
-from seedhp.stats.contrast import FRESH_ROLES
+from seedhp.stats.contrast import FRESH_ROLES, SeedRun
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
         "--random-state", type=int, default=0, help="seeds ASO's and the ensembles' resampling"
     )
     report.add_argument(
+        "--seeds",
+        type=int,
+        default=20,
+        help="with several --study: the fresh seeds their winners share (default 20)",
+    )
+    report.add_argument(
         "--no-log",
         action="store_true",
         help="do not log the report as artifacts of the parent run",
@@ -47,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     reseed.add_argument("--no-report", action="store_true", help="do not write the report after")
     args = parser.parse_args(argv)
     try:
+        if args.study and len(args.study) > 1:
+            if args.command == "reseed":
+                raise ConfigError("--study", args.study, "reseed takes one study")
+            return _contrast(args)
         tracker, parent = _source(args)
         tracker.reap()
         if args.command == "reseed":
@@ -83,7 +94,10 @@ def _source_args(p: argparse.ArgumentParser) -> None:
         "--run", help="a sweep's or study's MLflow parent run id (default: the most recent one)"
     )
     which.add_argument(
-        "--study", help="an Optuna study name (its parent run is found in --storage)"
+        "--study",
+        action="append",
+        help="an Optuna study name (its parent run is found in --storage); give it more than "
+        "once to contrast studies: their winners re-run on one shared set of fresh seeds",
     )
     which.add_argument("--all", action="store_true", help="every seed-run of the experiment")
     p.add_argument(
@@ -100,11 +114,37 @@ def _source_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _contrast(args: argparse.Namespace) -> int:
+    """Several --study: their winners on one shared set of fresh seeds, and the contrast."""
+    from seedhp.report.studies import contrast_studies
+
+    sources = [study_parent(args.storage, name) for name in args.study]
+    stores = {(s.tracking_uri, s.experiment) for s in sources}
+    if len(stores) > 1 and not args.tracking_uri:
+        raise ConfigError(
+            "--study", args.study, "the studies record to different MLflow stores or experiments"
+        )
+    found = sources[0]
+    tracker = Tracker(
+        args.tracking_uri or found.tracking_uri or _default_store(),
+        args.experiment or found.experiment or "seedhp",
+    )
+    tracker.reap()
+    out = Path(args.out or "outputs/reports").resolve()
+
+    def rerun(source: SeedRun, seeds: Sequence[int], reseed_of: str) -> None:
+        _rerun(tracker, source, seeds, reseed_of)
+
+    page = contrast_studies(tracker, args.storage, args.study, args.seeds, out, rerun)
+    print(f"Contrast: {page}")
+    return 0
+
+
 def _source(args: argparse.Namespace) -> tuple[Tracker, str | None]:
     """The store and the parent run the arguments name. A study's own MLflow store and
     experiment are recorded in its storage, so --study needs no --tracking-uri."""
     if args.study:
-        found = study_parent(args.storage, args.study)
+        found = study_parent(args.storage, args.study[0])
         uri = args.tracking_uri or found.tracking_uri or _default_store()
         tracker = Tracker(uri, args.experiment or found.experiment or "seedhp")
         return tracker, found.run_id
@@ -133,42 +173,48 @@ def _reseed(args: argparse.Namespace, tracker: Tracker, parent: str | None) -> N
         source = next(
             r for r in rs.runs if r.config_id == item.config_id and r.role not in FRESH_ROLES
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            config = tracker.client.download_artifacts(source.run_id, "config.yaml", tmp)
-            command = [
-                # the run's resolved config as the primary config: the same config_id
-                sys.executable,
-                "-m",
-                "seedhp",
-                "-m",
-                f"--config-path={Path(config).parent}",
-                "--config-name=config",
-                "hydra/sweeper=seedhp",
-                "hydra/launcher=seedhp",
-                "hydra.job.name=seedhp",
-                f"hydra.sweep.dir=outputs/multirun/reseed_{parent}_{item.config_id}",
-                "hydra.sweep.subdir=${hydra.job.num}",
-                f"seed={','.join(map(str, item.seeds))}",
-                "tracking.role=reseed",
-                f"tracking.reseed_of={parent}",
-                f"tracking.uri={quote(tracker.uri)}",
-                f"tracking.experiment={quote(tracker.experiment_name)}",
-                "tracking.study=null",
-                "tracking.trial=null",
-                "tracking.strategy=null",
-                "report.enabled=false",
-                f"tracking.label={quote(source.label)}",
-            ]
-            print(
-                f"reseeding {item.config_id} ({source.label}) on seeds "
-                f"{item.seeds[0]}..{item.seeds[-1]}",
-                flush=True,
-            )
-            done = subprocess.run(command, check=False)
-        if done.returncode != 0:
-            raise ConfigError(
-                "reseed", item.config_id, f"the re-run failed (exit {done.returncode})"
-            )
+        _rerun(tracker, source, item.seeds, parent)
+
+
+def _rerun(tracker: Tracker, source: SeedRun, seeds: Sequence[int], reseed_of: str) -> None:
+    """`source`'s configuration, re-created from its run's resolved config.yaml, on `seeds`:
+    a grid sweep of `python -m seedhp`, role reseed, tagged seedhp.reseed_of=<reseed_of>."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config = tracker.client.download_artifacts(source.run_id, "config.yaml", tmp)
+        command = [
+            # the run's resolved config as the primary config: the same config_id
+            sys.executable,
+            "-m",
+            "seedhp",
+            "-m",
+            f"--config-path={Path(config).parent}",
+            "--config-name=config",
+            "hydra/sweeper=seedhp",
+            "hydra/launcher=seedhp",
+            "hydra.job.name=seedhp",
+            f"hydra.sweep.dir=outputs/multirun/reseed_{reseed_of}_{source.config_id}",
+            "hydra.sweep.subdir=${hydra.job.num}",
+            f"seed={','.join(map(str, seeds))}",
+            "tracking.role=reseed",
+            f"tracking.reseed_of={reseed_of}",
+            f"tracking.uri={quote(tracker.uri)}",
+            f"tracking.experiment={quote(tracker.experiment_name)}",
+            "tracking.study=null",
+            "tracking.trial=null",
+            "tracking.strategy=null",
+            "++tracking.replicate=null",  # configs logged before it existed lack the key
+            "report.enabled=false",
+            f"tracking.label={quote(source.label)}",
+        ]
+        print(
+            f"reseeding {source.config_id} ({source.label}) on seeds {seeds[0]}..{seeds[-1]}",
+            flush=True,
+        )
+        done = subprocess.run(command, check=False)
+    if done.returncode != 0:
+        raise ConfigError(
+            "reseed", source.config_id, f"the re-run failed (exit {done.returncode})"
+        )
 
 
 if __name__ == "__main__":

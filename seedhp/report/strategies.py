@@ -44,7 +44,8 @@ def write_contrast(
     rows = numbers.rows(outcomes, maximize)
     pooled = numbers.pooled(rows)
     diffs = numbers.differences(rows)
-    sentence = numbers.answer(pooled, diffs, test, int(meta["budget"]), maximize)
+    seed_diffs = numbers.seed_differences(outcomes)
+    sentence = numbers.answer(rows, seed_diffs, test, maximize)
     out.mkdir(parents=True, exist_ok=True)
     n = {
         **dict(meta),
@@ -55,6 +56,7 @@ def write_contrast(
         "rows": [r.as_dict() for r in rows],
         "pooled": [p.as_dict() for p in pooled],
         "differences": [d.as_dict() for d in diffs],
+        "seed_differences": [d.as_dict() for d in seed_diffs],
     }
     figure = fig.promised_delivered(n["rows"], objective, test, out / "promised_delivered.png")
     (out / "contrast.json").write_text(json.dumps(json_safe(n), indent=1))
@@ -75,6 +77,7 @@ def write_contrast(
         ],
     )
     write_csv(out / "differences.csv", n["differences"])
+    write_csv(out / "seed_differences.csv", n["seed_differences"])
     page = out / "contrast.html"
     page.write_text(render(n, figure))
     tracker.log_artifacts(parent, out, "contrast")
@@ -112,6 +115,7 @@ def render(n: dict[str, Any], figure: Path | None) -> str:
             f"<p><b>{escape(n['answer'])}</b></p>" if n["answer"] else "",
             _pooled(n),
             _differences(n),
+            _seed_differences(n),
             img(figure),
             _replicates(n),
             "<h2>Definitions</h2><p>Each study's winner is its best trial by its strategy's "
@@ -168,6 +172,28 @@ def _differences(n: dict[str, Any]) -> str:
         "<h2>Between strategies, paired by replicate</h2><p>A negative difference in delivered "
         "score means the second strategy's winners did better on fresh seeds; in optimism, "
         "that the first overstated less.</p>"
+        + collapsed(f"<table>{head}{rows}</table>", len(diffs))
+    )
+
+
+def _seed_differences(n: dict[str, Any]) -> str:
+    diffs = n["seed_differences"]
+    if not diffs:
+        return ""
+    head = (
+        "<tr><th>replicate</th><th class=l>difference in delivered</th><th>fresh seeds</th>"
+        "<th>mean (95 % CI)</th><th>p (paired t)</th></tr>"
+    )
+    rows = "".join(
+        f"<tr><td>{d['replicate']}</td><td class=l>{escape(d['a'])} &minus; {escape(d['b'])}"
+        + (" <small>(the same configuration)</small>" if d["same_configuration"] else "")
+        + f"</td><td>{d['n']}</td><td>{fmt_ci(d['mean'], d['ci'])}</td>"
+        f"<td>{fmt(d['p'], digits=3)}</td></tr>"
+        for d in diffs
+    )
+    return (
+        "<h2>Within each replicate, paired by fresh seed</h2><p>The winners of one replicate "
+        "ran on the same fresh seeds: their test scores compared seed by seed.</p>"
         + collapsed(f"<table>{head}{rows}</table>", len(diffs))
     )
 

@@ -12,12 +12,14 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from scipy import stats as sps
 
 from seedhp.stats import core as stats
+
+T = TypeVar("T", bound="Trial")
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,32 @@ def select(
     ]
 
 
+class Trial(Protocol):
+    """What the tie rule reads of an Optuna trial (optuna.trial.FrozenTrial)."""
+
+    number: int
+    params: dict[str, Any]
+    user_attrs: dict[str, Any]
+
+    @property
+    def value(self) -> float | None: ...
+
+
+def best_trials(completed: Sequence[T], maximize: bool, seed_key: str | None = None) -> list[T]:
+    """[best, *tied with it]: a study's completed trials with the best value, ordered by
+    TIE_RULE: the lowest seed (a tuned trial's, its `seed_key` parameter), then the smallest
+    config_id (the trial's user attribute), then the trial number (trials from before seedhp
+    recorded a config_id)."""
+    sign = 1 if maximize else -1
+
+    def order(t: T) -> tuple[tuple[int, str], int]:
+        seed = t.params.get(seed_key) if seed_key else None
+        config_id = str(t.user_attrs.get("config_id", "~"))
+        return tie_order(config_id, None if seed is None else int(seed)), t.number
+
+    return best_of(completed, lambda t: sign * float(t.value), order)
+
+
 def best_of(
     candidates: Sequence[Any], score: Callable[[Any], float], order: Callable[[Any], Any]
 ) -> list[Any]:
@@ -359,11 +387,10 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 
 
 def audit(runs: Sequence[SeedRun], objective: str, ensembles: bool) -> list[AuditItem]:
-    """What the protocol these runs come from does with seeds (Bethard 2022), each with why."""
+    """What the protocol these runs come from does with seeds (Bethard 2022), each with why:
+    each Optuna study by its own strategy, the runs of grid sweeps together."""
     g = group(runs)
     sel = [r for rs in g.selection.values() for r in rs]
-    seeds_per_config = {cid: {r.seed for r in rs} for cid, rs in g.selection.items()}
-    strategies = {r.strategy for r in sel if r.strategy}
     items = []
     on_test = objective.startswith("test")
     if on_test:
@@ -376,26 +403,94 @@ def audit(runs: Sequence[SeedRun], objective: str, ensembles: bool) -> list[Audi
                 "choice; choose on validation (train.objective=val_acc).",
             )
         )
-    if "fixed" in strategies or (len(g.selection) > 1 and len({r.seed for r in sel}) == 1):
-        seed = sel[0].seed if sel else "?"
-        items.append(
-            AuditItem(
-                "risky",
-                "one fixed seed",
-                f"Every configuration was trained on seed {seed} only: their "
-                "differences mix real effects with one draw of seed luck, and "
-                "a fixed seed makes a run repeatable, not a result reliable.",
-            )
-        )
+    studies: dict[str, list[SeedRun]] = {}
+    for r in sel:
+        if r.study:
+            studies.setdefault(r.study, []).append(r)
+    for name, mine in sorted(studies.items()):
+        items.append(_study_item(name, mine, objective))
+    strategies = {r.strategy for r in sel if r.strategy}
     if "tuned" in strategies and ("averaged" in strategies or "fixed" in strategies):
         items.append(
             AuditItem(
                 "risky",
-                "a seed-tuned result compared with seed-averaged ones",
+                "a seed-tuned result beside seed-averaged ones",
                 "These runs come from a seed-tuned study and from other "
                 "strategies: the tuned winner's score includes the luck of its "
                 "chosen seed; compare fresh-seed test means (the selection "
                 "contrast), not the chosen scores.",
+            )
+        )
+    items += _grid_items([r for r in sel if not r.study], objective, on_test)
+    many = [cid for cid, rs in g.selection.items() if len({r.seed for r in rs}) >= 5]
+    if many:
+        items.append(
+            AuditItem(
+                "safe",
+                "sensitivity analysis",
+                f"{len(many)} configuration(s) ran on 5 seeds or more, so the "
+                "report shows how far the seed alone moves their scores.",
+            )
+        )
+    if ensembles:
+        items.append(
+            AuditItem(
+                "safe",
+                "seed ensembles",
+                "Seed-variants' test predictions are combined by vote, using "
+                "the seeds instead of picking one.",
+            )
+        )
+    return items
+
+
+def _study_item(name: str, runs: Sequence[SeedRun], objective: str) -> AuditItem:
+    """One Optuna study, read by its strategy."""
+    strategy = runs[0].strategy
+    seeds = sorted({r.seed for r in runs})
+    configs = len({r.config_id for r in runs})
+    if strategy == "tuned":
+        return AuditItem(
+            "safe",
+            f"study {name}: the seed searched on validation",
+            f"Its {len(runs)} trials search the seed with the other hyperparameters and its "
+            f"winner is chosen on {objective}: safe as a selection. Risky if the winning "
+            "seed's score is reported as its configuration's: report the configuration's "
+            "mean on fresh seeds (the selection contrast) instead.",
+        )
+    if strategy == "averaged":
+        shown = ", ".join(map(str, seeds[:10])) + (" ..." if len(seeds) > 10 else "")
+        return AuditItem(
+            "safe",
+            f"study {name}: configurations compared on shared seeds",
+            f"Its {configs} configuration(s) ran on the same seeds ({shown}), so they are "
+            "compared on their mean over those seeds, paired seed by seed.",
+        )
+    if strategy == "fixed":
+        return AuditItem(
+            "risky",
+            f"study {name}: one fixed seed",
+            f"Every one of its {configs} configuration(s) trained seed "
+            f"{', '.join(map(str, seeds))} only: their differences mix real effects with one "
+            "draw of seed luck, and a fixed seed makes a run repeatable, not a result reliable.",
+        )
+    return AuditItem("safe", f"study {name}", f"strategy {strategy or 'unknown'}")
+
+
+def _grid_items(sel: Sequence[SeedRun], objective: str, on_test: bool) -> list[AuditItem]:
+    """Grid sweeps' runs (no study): one seed for all, only the seed varied, seeds searched."""
+    items = []
+    seeds_per_config: dict[str, set[int]] = {}
+    for r in sel:
+        seeds_per_config.setdefault(r.config_id, set()).add(r.seed)
+    if len(seeds_per_config) > 1 and len({r.seed for r in sel}) == 1:
+        items.append(
+            AuditItem(
+                "risky",
+                "one fixed seed",
+                f"Every configuration of the sweep was trained on seed {sel[0].seed} only: "
+                "their differences mix real effects with one draw of seed luck, and a fixed "
+                "seed makes a run repeatable, not a result reliable.",
             )
         )
     multi = [cid for cid, s in seeds_per_config.items() if len(s) >= 2]
@@ -417,27 +512,8 @@ def audit(runs: Sequence[SeedRun], objective: str, ensembles: bool) -> list[Audi
             AuditItem(
                 "safe",
                 "seed searched on validation",
-                "The seed is treated as a hyperparameter and both winners are "
-                f"chosen on {objective}; test scores are reported, not chosen on.",
-            )
-        )
-    many = [cid for cid, s in seeds_per_config.items() if len(s) >= 5]
-    if many:
-        items.append(
-            AuditItem(
-                "safe",
-                "sensitivity analysis",
-                f"{len(many)} configuration(s) ran on 5 seeds or more, so the "
-                "report shows how far the seed alone moves their scores.",
-            )
-        )
-    if ensembles:
-        items.append(
-            AuditItem(
-                "safe",
-                "seed ensembles",
-                "Seed-variants' test predictions are combined by vote, using "
-                "the seeds instead of picking one.",
+                "The sweep runs configurations over several seeds and both of the report's "
+                f"winners are chosen on {objective}; test scores are reported, not chosen on.",
             )
         )
     return items

@@ -172,49 +172,131 @@ def differences(table: Sequence[Row]) -> list[Difference]:
     return out
 
 
+@dataclass(frozen=True)
+class SeedDifference:
+    """a − b of the delivered test score within one replicate, paired by fresh seed."""
+
+    replicate: int
+    a: str
+    b: str
+    n: int  # fresh seeds both winners finished
+    mean: float
+    ci: tuple[float, float]
+    p: float  # paired t-test over the fresh seeds, two-sided
+    same_configuration: bool  # both strategies chose it: the difference is 0 by construction
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def seed_differences(outcomes: Sequence[Outcome]) -> list[SeedDifference]:
+    """Within each replicate, each pair of strategies' winners on the shared fresh seeds."""
+    out = []
+    for k in sorted({o.replicate for o in outcomes}):
+        mine = sorted((o for o in outcomes if o.replicate == k), key=lambda o: _rank(o.strategy))
+        for a, b in combinations(mine, 2):
+            ta = {
+                s: v for s, v in zip(a.fresh_seeds, a.fresh_test, strict=True) if not math.isnan(v)
+            }
+            tb = {
+                s: v for s, v in zip(b.fresh_seeds, b.fresh_test, strict=True) if not math.isnan(v)
+            }
+            shared = sorted(set(ta) & set(tb))
+            xa, xb = [ta[s] for s in shared], [tb[s] for s in shared]
+            d = [x - y for x, y in zip(xa, xb, strict=True)]
+            p = (
+                float(sps.ttest_rel(xa, xb).pvalue)
+                if len(d) > 1 and statistics.pstdev(d) > 0
+                else math.nan
+            )
+            out.append(
+                SeedDifference(
+                    k,
+                    a.strategy,
+                    b.strategy,
+                    len(d),
+                    _mean(d),
+                    t_interval(d),
+                    p,
+                    a.config_id == b.config_id,
+                )
+            )
+    return out
+
+
 def answer(
-    pooled_: Sequence[Pooled],
-    diffs: Sequence[Difference],
+    table: Sequence[Row],
+    seed_diffs: Sequence[SeedDifference],
     metric: str,
-    budget: int,
     maximize: bool = True,
 ) -> str:
-    """One plain sentence (or two) that states the answer with its uncertainty."""
+    """One plain sentence (or two) that states the answer with its uncertainty: over
+    replicates where there are several, else over the one replicate's fresh seeds."""
     scale, unit = (100.0, " points") if metric.endswith("acc") else (1.0, "")
-    by = {p.strategy: p for p in pooled_}
+    sign = 1 if maximize else -1
 
     def ci(lo: float, hi: float) -> str:
         return f"[{lo * scale:.2f}, {hi * scale:.2f}]"
 
-    parts = [
-        f"{name} {by[name].mean['optimism'] * scale:+.2f}{unit} {ci(*by[name].ci['optimism'])}"
-        for name in ORDER
-        if name in by and not math.isnan(by[name].mean["optimism"])
-    ]
-    sentence = (
-        "Promised minus delivered on fresh seeds (optimism; mean over "
-        f"{max(p.n for p in pooled_)} replicates, 95 % CI): " + ", ".join(parts) + "."
-        if parts
-        else ""
-    )
-    d = next(
-        (x for x in diffs if (x.a, x.b, x.quantity) == ("tuned", "averaged", "delivered")), None
-    )
-    if d is not None and not math.isnan(d.mean):
-        lo, hi = d.ci
-        better = "better" if (d.mean < 0) == maximize else "worse"
-        sentence += (
-            f" At an equal budget of {budget} seed-runs, the configurations seed-averaging chose "
-            f"delivered {abs(d.mean) * scale:.2f}{unit} {better} than seed-tuning's "
-            f"(tuned − averaged {d.mean * scale:+.2f} {ci(lo, hi)}, {d.n} replicates)"
-            + (
-                "; the interval includes zero: no difference is shown at this number of "
-                "replicates."
-                if math.isnan(lo) or lo <= 0 <= hi
-                else "."
-            )
+    def includes_zero(lo: float, hi: float) -> str:
+        return (
+            "; the interval includes zero: no difference is shown"
+            if math.isnan(lo) or lo <= 0 <= hi
+            else ""
         )
-    return sentence.strip()
+
+    runs = sorted({r.seed_runs for r in table})
+    budget = f"an equal budget of {runs[0]} seed-runs" if len(runs) == 1 else "their budgets"
+    replicates = sorted({r.replicate for r in table})
+    if len(replicates) > 1:
+        by = {p.strategy: p for p in pooled(table)}
+        parts = [
+            f"{name} {by[name].mean['optimism'] * scale:+.2f}{unit} {ci(*by[name].ci['optimism'])}"
+            for name in _strategies(table)
+            if not math.isnan(by[name].mean["optimism"])
+        ]
+        sentence = (
+            f"Promised minus delivered on fresh seeds (optimism; mean over {len(replicates)} "
+            f"replicates, 95 % CI): {', '.join(parts)}."
+        )
+        d = next(
+            (
+                x
+                for x in differences(table)
+                if (x.a, x.b, x.quantity) == ("tuned", "averaged", "delivered")
+            ),
+            None,
+        )
+        if d is None or math.isnan(d.mean):
+            return sentence
+        better = "better" if (d.mean < 0) == maximize else "worse"
+        return (
+            f"{sentence} At {budget}, the configurations seed-averaging chose delivered "
+            f"{abs(d.mean) * scale:.2f}{unit} {better} than seed-tuning's (tuned − averaged "
+            f"{d.mean * scale:+.2f} {ci(*d.ci)}, paired over {d.n} replicates)"
+            f"{includes_zero(*d.ci)}."
+        )
+    parts = []
+    for r in table:
+        lo, hi = r.delivered_ci
+        bounds = sorted((sign * (r.promised - hi), sign * (r.promised - lo)))
+        parts.append(f"{r.strategy} {r.optimism * scale:+.2f}{unit} {ci(*bounds)}")
+    sentence = (
+        "One replicate, one draw of the protocol: promised minus delivered on its "
+        f"{table[0].n_fresh} fresh seeds (95 % CI over the seeds): {', '.join(parts)}."
+    )
+    sd = next((x for x in seed_diffs if (x.a, x.b) == ("tuned", "averaged")), None)
+    if sd is None:
+        return sentence
+    if sd.same_configuration:
+        return f"{sentence} Seed-tuning and seed-averaging chose the same configuration."
+    better = "better" if (sd.mean < 0) == maximize else "worse"
+    return (
+        f"{sentence} At {budget}, seed-averaging's winner delivered "
+        f"{abs(sd.mean) * scale:.2f}{unit} {better} than seed-tuning's on the same fresh seeds "
+        f"(tuned − averaged {sd.mean * scale:+.2f} {ci(*sd.ci)}, paired by seed)"
+        f"{includes_zero(*sd.ci)}."
+    )
 
 
 def _strategies(table: Sequence[Row]) -> list[str]:

@@ -35,13 +35,14 @@ from seedhp.job import record
 from seedhp.job.tracking import Tracker
 from seedhp.job.urls import redact
 from seedhp.stats import strategies as numbers
+from seedhp.stats.contrast import best_trials
 from seedhp.stats.summary import maximize as maximizes
 from seedhp.sweep.app import App, stop_on_config_error
 from seedhp.sweep.grid import next_job_number
 from seedhp.sweep.reuse import finished_runs, mark_reused
 from seedhp.sweep.space import SearchSpace, merge, parse_space
 from seedhp.sweep.study import check_space, run_trials, start_study
-from seedhp.sweep.study_record import best_trials, finish
+from seedhp.sweep.study_record import finish, winner_seed_key
 from seedhp.sweep.study_settings import STRATEGIES, StudySettings, study_settings
 from seedhp.sweep.study_storage import FINISHED
 from seedhp.sweep.tracked import RunContext, Target
@@ -325,7 +326,7 @@ def _run_study(
     if status != "FINISHED" or not completed:
         log.warning("study %s: no winner (%s)", settings.name, status.lower())
         return None
-    best = best_trials(completed, settings)[0]
+    best = best_trials(completed, settings.maximize, winner_seed_key(settings))[0]
     dims = {d.key: d for d in settings.space.dimensions}
     params = {k: v for k, v in best.params.items() if k != settings.space.seed_key}
     seed = best.params.get(settings.space.seed_key) if settings.strategy == "tuned" else None

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 import yaml
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from seedhp.job.tracking import Tracker, metric
 from seedhp.job.urls import redact
-from seedhp.stats.contrast import TIE_RULE, best_of, tie_order
+from seedhp.stats.contrast import TIE_RULE, best_trials
 from seedhp.sweep.study_settings import StudySettings
 from seedhp.sweep.study_storage import FINISHED, count_trials
 from seedhp.sweep.tracked import Target
@@ -86,7 +86,7 @@ def results(ctx: StudyContext) -> dict[str, Any]:
     }
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if completed:
-        best, *tied = best_trials(completed, s)
+        best, *tied = best_trials(completed, s.maximize, winner_seed_key(s))
         optuna_best = study.best_trial.number  # Optuna's own pick among ties: storage order
         out.update(
             {
@@ -105,19 +105,9 @@ def results(ctx: StudyContext) -> dict[str, Any]:
     return out
 
 
-def best_trials(completed: Sequence[FrozenTrial], s: StudySettings) -> list[FrozenTrial]:
-    """[best, *tied with it]: the completed trials with the best value, ordered by the rule
-    the report and re-seeding use (seedhp.stats.contrast.TIE_RULE): the lowest seed (a tuned
-    trial's), then the smallest config_id, then the trial number (trials from before seedhp
-    recorded a config_id)."""
-    sign = 1 if s.maximize else -1
-
-    def order(t: FrozenTrial) -> tuple[tuple[int, str], int]:
-        seed = t.params.get(s.space.seed_key) if s.strategy == "tuned" else None
-        config_id = str(t.user_attrs.get("config_id", "~"))
-        return tie_order(config_id, None if seed is None else int(seed)), t.number
-
-    return best_of(completed, lambda t: sign * float(t.value), order)
+def winner_seed_key(s: StudySettings) -> str | None:
+    """The parameter that holds a trial's own seed: a tuned study's seed key."""
+    return s.space.seed_key if s.strategy == "tuned" else None
 
 
 def finish(ctx: StudyContext, status: str) -> str:

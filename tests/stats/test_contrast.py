@@ -17,6 +17,7 @@ def run(
     status: str = "finished",
     model: str = "cnn",
     strategy: str | None = None,
+    study: str | None = None,
 ) -> SeedRun:
     return SeedRun(
         run_id=f"{cid}{seed}{role}",
@@ -28,6 +29,7 @@ def run(
         metrics={"val_acc": val, "test_acc": test},
         model=model,
         strategy=strategy,
+        study=study,
     )
 
 
@@ -180,9 +182,7 @@ def test_audit_names_safe_and_risky_uses() -> None:
         run("B", 2, 0.9, 0.9, strategy="averaged"),
     ]
     assert (
-        names(audit(mixed, "val_acc", False))[
-            "a seed-tuned result compared with seed-averaged ones"
-        ]
+        names(audit(mixed, "val_acc", False))["a seed-tuned result beside seed-averaged ones"]
         == "risky"
     )
     models = [run("A", s, 0.9, 0.9, model="cnn") for s in range(3)] + [
@@ -194,6 +194,34 @@ def test_audit_names_safe_and_risky_uses() -> None:
     )
     for item in audit(models, "val_acc", False):
         assert item.why.endswith(".") and len(item.why) > 40  # one sentence of why
+
+
+def test_audit_reads_each_study_by_its_own_strategy() -> None:
+    """Pooled (seedhp report --all), each study is described as what it is."""
+    runs = [
+        *(
+            run(c, s, 0.9, 0.9, "trial", strategy="tuned", study="t")
+            for c, s in [("A", 5), ("B", 9)]
+        ),
+        *(
+            run(c, s, 0.9, 0.9, "trial", strategy="averaged", study="a")
+            for c in "AC"
+            for s in (0, 1, 2)
+        ),
+        *(run(c, 0, 0.9, 0.9, "trial", strategy="fixed", study="f") for c in "ABD"),
+    ]
+    items = {i.name: i for i in audit(runs, "val_acc", False)}
+    assert items["study t: the seed searched on validation"].kind == "safe"
+    assert (
+        "Risky if the winning seed's score is reported"
+        in items["study t: the seed searched on validation"].why
+    )
+    assert items["study a: configurations compared on shared seeds"].kind == "safe"
+    assert "(0, 1, 2)" in items["study a: configurations compared on shared seeds"].why
+    assert items["study f: one fixed seed"].kind == "risky"
+    assert "one fixed seed" not in items  # no claim that every configuration used one seed
+    alone = {i.name for i in audit([r for r in runs if r.study == "t"], "val_acc", False)}
+    assert alone == {"study t: the seed searched on validation"}  # a tuned study is not "nothing"
 
 
 def test_comparisons_do_not_depend_on_the_order_runs_come_from_the_store() -> None:

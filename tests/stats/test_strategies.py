@@ -7,7 +7,14 @@ import math
 import pytest
 from scipy import stats as sps
 
-from seedhp.stats.strategies import Outcome, answer, differences, pooled, rows
+from seedhp.stats.strategies import (
+    Outcome,
+    answer,
+    differences,
+    pooled,
+    rows,
+    seed_differences,
+)
 
 
 def outcome(
@@ -74,8 +81,9 @@ def test_differences_are_paired_by_replicate() -> None:
 
 def test_the_answer_states_the_numbers_and_whether_the_interval_includes_zero() -> None:
     table = rows(OUTCOMES)
-    text = answer(pooled(table), differences(table), "test_acc", budget=6)
+    text = answer(table, seed_differences(OUTCOMES), "test_acc")
     assert "tuned +5.50 points" in text and "averaged +1.50 points" in text  # 0.055, 0.015
+    assert "At an equal budget of 6 seed-runs" in text
     assert "seed-averaging chose delivered 1.33 points better" in text
     assert "includes zero" not in text  # the paired CI excludes zero here
     noisy = [
@@ -83,8 +91,20 @@ def test_the_answer_states_the_numbers_and_whether_the_interval_includes_zero() 
         outcome(3, "tuned", 0.99, [0.96], [0.99]),
         outcome(3, "averaged", 0.96, [0.95], [0.90]),
     ]
-    t2 = rows(noisy)
-    assert "includes zero" in answer(pooled(t2), differences(t2), "test_acc", budget=6)
+    assert "includes zero" in answer(rows(noisy), seed_differences(noisy), "test_acc")
+
+
+def test_one_replicate_is_answered_over_its_fresh_seeds_paired_by_seed() -> None:
+    one = [o for o in OUTCOMES if o.replicate == 0]
+    [d] = seed_differences(one)
+    assert (d.a, d.b, d.n) == ("tuned", "averaged", 2)
+    assert d.mean == pytest.approx(-0.015)  # (0.93 - 0.95 + 0.94 - 0.95) / 2
+    ci = sps.ttest_rel([0.93, 0.94], [0.95, 0.95]).confidence_interval(0.95)
+    assert d.ci == pytest.approx((ci.low, ci.high))
+    text = answer(rows(one), [d], "test_acc")
+    assert text.startswith("One replicate, one draw of the protocol")
+    assert "seed-averaging's winner delivered 1.50 points better" in text
+    assert "includes zero" in text  # two seeds: a wide interval
 
 
 def test_a_loss_is_minimised() -> None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 import optuna
 import pytest
 
-from seedhp.sweep.study_record import best_trials
-from tests.conftest import all_runs, cli
+from seedhp.stats.contrast import best_trials
+from tests.conftest import all_runs, cli, cli_env
 
 SMALL = [
     "experiment=strategies",
@@ -54,16 +56,8 @@ def test_one_command_runs_the_whole_contrast_and_resumes(tmp_path: Path) -> None
         # the same budget in seed-runs: an averaged trial of 2 seeds costs 2
         assert sum(len(t.user_attrs["seed_scores"]) for t in trials) == 4
         # the winner is the trial the study reports as best, by the report's tie rule
-        settings = type(
-            "S",
-            (),
-            {
-                "maximize": True,
-                "strategy": row["strategy"],
-                "space": type("Space", (), {"seed_key": "seed"}),
-            },
-        )
-        best = best_trials(trials, settings)[0]  # type: ignore[arg-type]
+        seed_key = "seed" if row["strategy"] == "tuned" else None
+        best = best_trials(trials, True, seed_key)[0]
         assert row["promised"] == best.value and row["config_id"] == best.user_attrs["config_id"]
 
     # fresh seeds: the same for a replicate's strategies, seen by none of its studies
@@ -85,6 +79,33 @@ def test_one_command_runs_the_whole_contrast_and_resumes(tmp_path: Path) -> None
     assert len([r for r in all_runs(outputs) if "config_id" in r.data.tags]) == len(seed_runs)
     [*_, latest] = sorted(outputs.glob("multirun/*/contrast/contrast.json"))
     assert json.loads(latest.read_text())["rows"] == n["rows"]
+
+    # existing studies contrasted: their winners on one shared set of fresh seeds
+    names = [r["study"] for r in n["rows"] if r["replicate"] == 0]
+    seedhp = [str(Path(sys.executable).parent / "seedhp"), "report"]
+    command = [*seedhp, *(a for name in names for a in ("--study", name)), "--seeds", "3"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=cli_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Contrast: " in done.stdout
+    [path] = (outputs / "reports").glob("contrast-*/contrast.json")
+    m = json.loads(path.read_text())
+    assert [r["study"] for r in m["rows"]] == names and all(r["n_fresh"] == 3 for r in m["rows"])
+    before = len([r for r in all_runs(outputs) if "config_id" in r.data.tags])
+    assert before > len(seed_runs)  # the distinct winners' fresh seed-runs
+    studied = {
+        int(r.data.tags["seed"])
+        for r in seed_runs
+        if r.data.tags.get("seedhp.study") in names and r.data.tags["seedhp.role"] == "trial"
+    }
+    fresh_now = {
+        int(r.data.tags["seed"])
+        for r in all_runs(outputs)
+        if r.data.tags.get("seedhp.role") == "reseed"
+    }
+    assert len(fresh_now) == 3 and not fresh_now & studied
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=cli_env())
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len([r for r in all_runs(outputs) if "config_id" in r.data.tags]) == before
 
 
 @pytest.mark.parametrize(

@@ -350,7 +350,7 @@ def test_tied_trials_are_broken_by_the_reports_rule_not_storage_order() -> None:
     seed, then the smallest config_id: trial 3 (seed 1, config b), then trial 2 (seed 1, c)."""
     from optuna.distributions import IntDistribution
 
-    from seedhp.sweep.study_record import best_trials
+    from seedhp.stats.contrast import best_trials
 
     study = optuna.create_study(direction="maximize")
     dist = {"seed": IntDistribution(0, 99)}
@@ -370,12 +370,8 @@ def test_tied_trials_are_broken_by_the_reports_rule_not_storage_order() -> None:
             )
         )
 
-    class S:  # the StudySettings fields the rule reads
-        maximize, strategy = True, "tuned"
-        space = type("Space", (), {"seed_key": "seed"})
-
     done = study.get_trials(states=(TrialState.COMPLETE,))
     assert study.best_trial.number == 0
-    assert [t.number for t in best_trials(done, S)] == [3, 2, 0, 1]  # type: ignore[arg-type]
-    S.strategy = "averaged"  # no seed of its own: config_id, then trial number
-    assert [t.number for t in best_trials(done, S)] == [0, 1, 3, 2]  # type: ignore[arg-type]
+    assert [t.number for t in best_trials(done, True, "seed")] == [3, 2, 0, 1]
+    # no seed of its own (averaged): config_id, then trial number
+    assert [t.number for t in best_trials(done, True)] == [0, 1, 3, 2]
