@@ -241,7 +241,8 @@ def _contrast(n: dict[str, Any], figures: dict[str, Path]) -> str:
     return (
         f"<h2 id=contrast>Selection contrast: seed-tuned vs seed-averaged</h2><p>The "
         f"seed-tuned winner is the best single (configuration, seed) by {escape(obj)}; the "
-        "seed-averaged winner the configuration with the best mean over its seeds; "
+        "seed-averaged winner the configuration with the best mean over its seeds (among those "
+        "with 2 finished seeds or more); "
         f"{escape(TIE_RULE)}. Both are re-run on seeds the selection never saw. "
         f"<b>Optimism</b> is what a selection promised (the {escape(obj)} it was chosen on) "
         f"minus what its configuration delivers (the mean {escape(test)} over fresh seeds); it "

@@ -151,7 +151,8 @@ def select(
     maximize: bool,
 ) -> list[Selection]:
     """The seed-tuned winner (best single (configuration, seed) on the objective) and the
-    seed-averaged winner (best configuration by its mean objective over seeds)."""
+    seed-averaged winner (best configuration by its mean objective over seeds, among those
+    with at least 2 finished seeds where any has)."""
     g = group(runs)
     scored = {cid: [r for r in rs if _ok(r, objective)] for cid, rs in g.selection.items()}
     scored = {cid: rs for cid, rs in scored.items() if rs}
@@ -164,7 +165,9 @@ def select(
         lambda r: tie_order(r.config_id, r.seed),
     )
     means = {c: statistics.fmean(r.metrics[objective] for r in rs) for c, rs in scored.items()}
-    [best_cfg, *tied_cfgs] = best_of(list(scored), lambda c: sign * means[c], tie_order)
+    # a mean over one seed is one seed's luck: averaged over 2 seeds at least, where any has 2
+    averaged = [c for c, rs in scored.items() if len({r.seed for r in rs}) >= 2] or list(scored)
+    [best_cfg, *tied_cfgs] = best_of(averaged, lambda c: sign * means[c], tie_order)
     tuned_test = best_run.metrics.get(test_metric, math.nan)
     avg = scored[best_cfg]
     return [

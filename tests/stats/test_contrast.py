@@ -101,6 +101,15 @@ def test_ties_go_to_the_lowest_seed_then_the_smallest_config_id_and_are_listed()
         assert averaged.config_id == "A" and averaged.tied_with == (("C", None),)
 
 
+def test_the_seed_averaged_winner_is_averaged_over_two_seeds_at_least() -> None:
+    """Pooled studies: a configuration a tuned trial ran on one lucky seed is no average."""
+    runs = [run("L", 7, 0.999, 0.9), run("A", 0, 0.95, 0.95), run("A", 1, 0.96, 0.95)]
+    tuned, averaged = select(runs, "val_acc", "test_acc", maximize=True)
+    assert tuned.config_id == "L" and averaged.config_id == "A"
+    _, alone = select(runs[:1], "val_acc", "test_acc", maximize=True)
+    assert alone.config_id == "L"  # nothing has two seeds: the one there is
+
+
 def test_without_fresh_seeds_the_optimism_is_unknown() -> None:
     tuned, _ = select([r for r in RUNS if r.role != "reseed"], "val_acc", "test_acc", True)
     assert tuned.fresh_n == 0 and math.isnan(tuned.optimism)
