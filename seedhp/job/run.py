@@ -18,7 +18,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seedhp.errors import ConfigError, exit_on_config_error  # noqa: F401 (re-exported)
 from seedhp.job import record
 from seedhp.job.hooks import Pruned, Reporter, report_epoch
 from seedhp.job.identity import configuration_overrides
-from seedhp.job.settings import Settings, flatten, parse, resolve_device
+from seedhp.job.settings import Settings, check_seed, flatten, parse, resolve_device
 from seedhp.job.tracking import Tracker, metric
 from seedhp.job.urls import redact
 from seedhp.train.data import Source, Splits, check_augment, from_parts, split
@@ -68,6 +68,7 @@ class JobInfo:
             not in (
                 *groups,
                 "paths.outputs",
+                "paths.data",
                 "experiment",
                 "search",
                 "model._target_",  # named in place of `custom` already
@@ -152,7 +153,7 @@ def pack_engine(cfg: DictConfig, settings: Settings, data: Splits, device: torch
 def run(cfg: DictConfig, info: JobInfo | None = None) -> float:
     """Train one seed-run, record it in MLflow, return the objective. `info`: what Hydra knows
     of the job (seedhp.sweep.launch.job_info); none outside Hydra."""
-    [value] = run_pack([cfg], [info or JobInfo()])
+    [value] = train_pack(cfg, [int(cfg.seed)], [info or JobInfo()])
     if isinstance(value, BaseException):
         raise value
     return value
@@ -168,31 +169,54 @@ class PackOutOfMemory(PackFailed):
 
 
 def run_pack(
-    cfgs: Sequence[DictConfig], infos: Sequence[JobInfo], on_epoch: Reporter | None = None
+    cfgs: Sequence[DictConfig],
+    infos: Sequence[JobInfo],
+    on_epoch: Reporter | None = None,
+    on_pack_epoch: Callable[[int, int, int], None] | None = None,
 ) -> list[float | BaseException]:
-    """Train the seed-runs of one configuration as one pack, one MLflow run each; a plain run is
-    a pack of one. Returns each seed's objective, or the error that stopped the pack.
-    `on_epoch(epoch, objective)`: a one-seed pack's trial pruner (seedhp.job.hooks), else the
-    reporter a launcher installed around Hydra's run_job.
-
-    cfgs differ only in `seed` (and seedhp's bookkeeping); every config is checked first.
-    """
-    checked = [check(cfg) for cfg in cfgs]
-    settings = [c[0] for c in checked]
-    first, data = settings[0], checked[0][1]
-    if len({s.config_id for s in settings}) != 1:
+    """`train_pack` for configs given one per seed: each is checked, and they must be one
+    configuration (one config_id)."""
+    if len({check(cfg)[0].config_id for cfg in cfgs}) != 1:
         raise ValueError("a pack holds one configuration: its jobs may differ only in seed")
+    return train_pack(cfgs[0], [int(c.seed) for c in cfgs], infos, on_epoch, on_pack_epoch)
+
+
+def train_pack(
+    cfg: DictConfig,
+    seeds: Sequence[int],
+    infos: Sequence[JobInfo],
+    on_epoch: Reporter | None = None,
+    on_pack_epoch: Callable[[int, int, int], None] | None = None,
+) -> list[float | BaseException]:
+    """Train one configuration on `seeds` as one pack, one MLflow run each; a plain run is a
+    pack of one. Returns each seed's objective, or the error that stopped the pack.
+    `on_epoch(epoch, objective)`: a one-seed pack's trial pruner (seedhp.job.hooks), else the
+    reporter a launcher installed around Hydra's run_job. `on_pack_epoch(epoch, epochs,
+    alive)`: the launcher's progress display.
+
+    `cfg` is checked once; each seed's settings and resolved config are derived from it (in
+    full per seed when a value of the config interpolates the seed).
+    """
+    seeds = [check_seed(s) for s in seeds]
+    containers = seed_containers(cfg, seeds)
+    first, data = check(cfg)
+    settings = [
+        replace(first, seed=s)
+        if c.get("seed") == s and _only_seed_differs(c, containers[0])
+        else parse(c)
+        for s, c in zip(seeds, containers, strict=True)
+    ]
     device = resolve_device(first.device)
     streams = [derive_seeds(s.seed, s.pinned) for s in settings]
     _reset_global_state(streams[0], first.deterministic)
     data = data.to(device)
-    engine = pack_engine(cfgs[0], first, data, device)
+    engine = pack_engine(cfg, first, data, device)
     settings = [replace(s, train=replace(s.train, engine=engine)) for s in settings]
     tracker = Tracker(first.tracking.uri, first.tracking.experiment)
     records: list[_RunLog] = []
     try:
-        for cfg, s, st, info in zip(cfgs, settings, streams, infos, strict=True):
-            run_id, params = _start_run(tracker, cfg, s, st, info, data, len(cfgs))
+        for c, s, st, info in zip(containers, settings, streams, infos, strict=True):
+            run_id, params = _start_run(tracker, c, s, st, info, data, len(seeds))
             records.append(
                 _RunLog(
                     tracker,
@@ -200,10 +224,12 @@ def run_pack(
                     params,
                     s.objective,
                     verbose=not info.multirun,
-                    on_epoch=(on_epoch or report_epoch) if len(cfgs) == 1 else None,
+                    on_epoch=(on_epoch or report_epoch) if len(seeds) == 1 else None,
                 )
             )
-        return _train_and_finish(cfgs, settings, infos, streams, data, device, tracker, records)
+        return _train_and_finish(
+            cfg, settings, infos, streams, data, device, tracker, records, on_pack_epoch
+        )
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (a SLURM time limit): not the seeds' fault
         for record in records:
             if tracker.is_open(record.run_id):
@@ -212,8 +238,37 @@ def run_pack(
         raise
 
 
+def seed_containers(cfg: DictConfig, seeds: Sequence[int]) -> list[dict[str, Any]]:
+    """Each seed's resolved config (without Hydra's node). Resolved once and the seed set per
+    seed, unless resolving under another seed changes another value (an interpolation of
+    `${seed}`): then resolved per seed. `cfg` keeps its own seed."""
+    own = cfg.get("seed")
+    try:
+        with open_dict(cfg):
+            cfg.seed = seeds[0]
+            base = _container(cfg)
+            cfg.seed = seeds[0] + 1
+            probe = _container(cfg)
+            if _only_seed_differs(base, probe):
+                return [{**base, "seed": s} for s in seeds]
+            out = []
+            for s in seeds:
+                cfg.seed = s
+                out.append(_container(cfg))
+            return out
+    finally:
+        with open_dict(cfg):
+            cfg.seed = own
+
+
+def _only_seed_differs(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return {k: v for k, v in a.items() if k != "seed"} == {
+        k: v for k, v in b.items() if k != "seed"
+    }
+
+
 def _train_and_finish(
-    cfgs: Sequence[DictConfig],
+    cfg: DictConfig,
     settings: Sequence[Settings],
     infos: Sequence[JobInfo],
     streams: Sequence[SeedStreams],
@@ -221,17 +276,20 @@ def _train_and_finish(
     device: torch.device,
     tracker: Tracker,
     records: Sequence[_RunLog],
+    on_pack_epoch: Callable[[int, int, int], None] | None = None,
 ) -> list[float | BaseException]:
     first = settings[0]
 
     def on_epoch(epoch: int, epochs: int, per_seed: list[dict[str, float] | None]) -> None:
         for record, values in zip(records, per_seed, strict=True):
             record(epoch, epochs, [values])
+        if on_pack_epoch is not None:
+            on_pack_epoch(epoch, epochs, sum(v is not None for v in per_seed))
 
     try:
         results = train(
-            model_factory(cfgs[0]),
-            _instantiate(cfgs[0].optimizer),
+            model_factory(cfg),
+            _instantiate(cfg.optimizer),
             data,
             streams,
             first.train,
@@ -246,18 +304,18 @@ def _train_and_finish(
         log.debug("seed %d pruned after epoch %d", first.seed, record.epochs)
         return [record.last_objective]
     except Exception as err:
-        if len(cfgs) > 1:
+        if len(records) > 1:
             for record in records:
                 tracker.delete_run(record.run_id)
             if _out_of_memory(err):
-                raise PackOutOfMemory(f"{len(cfgs)} seeds did not fit: {err}") from err
-            raise PackFailed(f"a pack of {len(cfgs)} seeds failed: {err}") from err
+                raise PackOutOfMemory(f"{len(records)} seeds did not fit: {err}") from err
+            raise PackFailed(f"a pack of {len(records)} seeds failed: {err}") from err
         for record in records:
             record.send(
                 tags={"seedhp.status": "failed", "seedhp.error": f"{type(err).__name__}: {err}"}
             )
             tracker.end_run(record.run_id, "FAILED")
-        return [err] * len(cfgs)
+        return [err] * len(records)
     values: list[float | BaseException] = []
     for record, result, s, info in zip(records, results, settings, infos, strict=True):
         _finish_run(tracker, record.run_id, result, record, data)
@@ -391,7 +449,7 @@ def _reset_global_state(streams: SeedStreams, deterministic: bool) -> None:
 
 def _start_run(
     tracker: Tracker,
-    cfg: DictConfig,
+    resolved: Mapping[str, Any],
     settings: Settings,
     streams: SeedStreams,
     info: JobInfo,
@@ -400,9 +458,12 @@ def _start_run(
 ) -> tuple[str, dict[str, str]]:
     """Create the run with its identifying tags and the config artifact; returns the run id and
     the params still to send (they go with the run's first batch of metrics)."""
-    container = _container(cfg)
+    container = dict(resolved)
     if container.get("tracking", {}).get("uri"):  # what MLflow shows never holds a password
-        container["tracking"]["uri"] = redact(str(container["tracking"]["uri"]))
+        container["tracking"] = {
+            **container["tracking"],
+            "uri": redact(str(container["tracking"]["uri"])),
+        }
     params = {
         **flatten(container),
         **streams.as_params(),

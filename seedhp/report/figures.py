@@ -238,7 +238,7 @@ def promised_delivered(rows: list[dict[str, Any]], objective: str, test: str, pa
     ax.set_xlim(-0.6, len(strategies) - 0.4)
     ax.set_ylabel("score")
     ax.set_title("Promised vs delivered, one point per replicate")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="best")
     return _save(fig, path)
 
 

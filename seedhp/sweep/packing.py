@@ -11,15 +11,17 @@ alone, the configuration is not packed again in this sweep.
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from hydra.types import HydraContext, TaskFunction
@@ -27,10 +29,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from seedhp.job.hooks import Hooks, Reporter
 from seedhp.job.identity import without_seed
-from seedhp.job.run import JobInfo, PackFailed, PackOutOfMemory, named_choices, run_pack
+from seedhp.job.run import JobInfo, PackFailed, PackOutOfMemory, named_choices, train_pack
 from seedhp.sweep.launch import Composer, _outcome, _shown
+from seedhp.sweep.progress import Progress
+
+PackEpoch = Callable[[int, int, int], None]  # (epoch, epochs, seeds alive)
 
 log = logging.getLogger("seedhp")
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 CPU_PACK = 32  # `auto` on CPU: the digits MLP is fastest per seed from about 32 (benchmarks/)
 GPU_PACK = 256  # `auto` on CUDA: the first try; halved until it fits, then remembered
 
@@ -43,9 +49,27 @@ def config_key(overrides: Sequence[str]) -> tuple[str, ...]:
 
 @dataclass
 class Job:
-    idx: int
+    idx: int  # its position in the launch
     overrides: list[str]
-    cfg: DictConfig
+    num: int  # hydra.job.num
+    seed: int
+
+
+@dataclass
+class Group:
+    """One configuration's jobs, composed once: the jobs differ only in seed."""
+
+    cfg: DictConfig  # its first job's config; Hydra's job fields are set per seed as it trains
+    task: dict[str, Any]  # the config without Hydra's node, unresolved (.hydra/config.yaml)
+    hydra: dict[str, Any]  # Hydra's node, unresolved (.hydra/hydra.yaml)
+    jobs: list[Job]
+
+    @classmethod
+    def of(cls, cfg: DictConfig) -> Group:
+        container = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
+        assert isinstance(container, dict)
+        task = {str(k): v for k, v in container.items() if k != "hydra"}
+        return cls(cfg, task, container["hydra"], [])
 
 
 class Packer:
@@ -87,24 +111,30 @@ def launch_packed(
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
     composer = composer or Composer(hydra_context, config)
-    groups: dict[tuple[str, ...], list[Job]] = {}
+    groups: dict[tuple[str, ...], Group] = {}
     for i, overrides in enumerate(job_overrides):
-        cfg = composer.compose(overrides)  # a config of its own (the composer copies)
-        num = initial_job_idx + i if job_numbers is None else job_numbers[i]
-        with open_dict(cfg):
-            cfg.hydra.job.id = num
-            cfg.hydra.job.num = num
         key = config_key(overrides)
-        groups.setdefault(key, []).append(Job(i, list(overrides), cfg))
+        if key not in groups:  # one configuration, composed once; its seeds are derived
+            groups[key] = Group.of(composer.compose(overrides))
+        num = initial_job_idx + i if job_numbers is None else job_numbers[i]
+        seed = _seed(overrides, groups[key].cfg)
+        groups[key].jobs.append(Job(i, list(overrides), num, seed))
     n = len(job_overrides)
     on_job_end, on_epoch = (hooks.on_job_end, hooks.on_epoch) if hooks else (None, None)
+    # a sweep's seeds: a bar (or a line per pack epoch); a study's trials say their own progress
+    progress = Progress(n) if hooks is None and n > 1 else None
     returns: dict[int, JobReturn] = {}
     go_on = True
-    for key, jobs in groups.items():
-        start = 0
+    for key, group in groups.items():
+        start, jobs = 0, group.jobs
         while go_on and start < len(jobs):
             pack = jobs[start : start + packer.size(key)]
-            trained = _train_fitting(hydra_context, task_function, pack, key, packer, on_epoch)
+            shown = _shown_to(progress, len(pack))
+            trained = _train_fitting(
+                hydra_context, task_function, group, pack, key, packer, on_epoch, shown
+            )
+            if progress is not None:
+                progress.finished(len(trained))
             for job, ret, k in trained:
                 returns[job.idx] = ret
                 log.info(
@@ -113,14 +143,23 @@ def launch_packed(
                     job.idx + 1,
                     n,
                     _shown(job.overrides),
-                    _outcome(ret, job.cfg),
+                    _outcome(ret, group.cfg),
                     k,
                 )
                 if on_job_end is not None and not on_job_end(job.idx, ret):
                     go_on = False  # the pack's other seeds trained already: hear them all
             start += len(pack)
+    if progress is not None:
+        progress.close()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     return [returns[i] for i in sorted(returns)]
+
+
+def _shown_to(progress: Progress | None, size: int) -> PackEpoch | None:
+    """The pack's epochs, for the progress display."""
+    if progress is None:
+        return None
+    return lambda epoch, epochs, alive: progress.epoch(epoch, epochs, alive, size)
 
 
 def group_packs(job_overrides: Sequence[Sequence[str]], pack_size: int) -> list[list[int]]:
@@ -139,10 +178,12 @@ def group_packs(job_overrides: Sequence[Sequence[str]], pack_size: int) -> list[
 def _train_fitting(
     hydra_context: HydraContext,
     task_function: TaskFunction,
+    group: Group,
     pack: list[Job],
     key: tuple[str, ...],
     packer: Packer,
     on_epoch: Reporter | None = None,
+    shown: PackEpoch | None = None,
 ) -> list[tuple[Job, JobReturn, int]]:
     """Train a pack. When it does not fit, train its halves (recursively) and remember the
     size that fitted. When it fails otherwise, train its seeds one at a time, once: a seed that
@@ -150,21 +191,23 @@ def _train_fitting(
     configuration cannot be packed, so its remaining seeds train one at a time (remembered: no
     pack of it is tried again in this sweep)."""
     try:
-        out = _train_pack(hydra_context, task_function, pack, on_epoch)
+        out = _train_pack(hydra_context, task_function, group, pack, on_epoch, shown)
     except PackOutOfMemory as err:
         half = len(pack) // 2
         packer.fits[key] = min(packer.fits.get(key, half), half)
         log.warning("%s: splitting into packs of %d and %d", err, half, len(pack) - half)
-        first = _train_fitting(hydra_context, task_function, pack[:half], key, packer, on_epoch)
+        first = _train_fitting(
+            hydra_context, task_function, group, pack[:half], key, packer, on_epoch, shown
+        )
         return first + _train_fitting(
-            hydra_context, task_function, pack[half:], key, packer, on_epoch
+            hydra_context, task_function, group, pack[half:], key, packer, on_epoch, shown
         )
     except PackFailed as err:
         log.warning("%s: training its seeds one at a time to find out why", err)
         out = [
             done
             for job in pack
-            for done in _train_pack(hydra_context, task_function, [job], on_epoch)
+            for done in _train_pack(hydra_context, task_function, group, [job], on_epoch, shown)
         ]
         if all(ret.status == JobStatus.COMPLETED for _, ret, _ in out):
             packer.fits[key] = 1
@@ -181,75 +224,160 @@ def _train_fitting(
 def _train_pack(
     hydra_context: HydraContext,
     task_function: TaskFunction,
+    group: Group,
     pack: list[Job],
     on_epoch: Reporter | None = None,
+    shown: PackEpoch | None = None,
 ) -> list[tuple[Job, JobReturn, int]]:
-    """What Hydra's run_job does for one job, once per seed, around one pack's training."""
+    """What Hydra's run_job does for one job, once per seed, around one pack's training: each
+    seed's job directory and .hydra/ files, Hydra's callbacks, a JobReturn each."""
     old = HydraConfig.instance().cfg
-    for job in pack:
-        _prepare_job_dir(job.cfg)
-    infos = [_info(job.cfg) for job in pack]
-    HydraConfig.instance().set_config(pack[0].cfg)
-    configure_log(pack[0].cfg.hydra.job_logging, pack[0].cfg.hydra.verbose)
+    cfg = group.cfg
+    infos = [_job_dir(group, job) for job in pack]
+    _set_job(cfg, pack[0], infos[0].output_dir)  # Hydra's view while the pack trains
+    HydraConfig.instance().set_config(cfg)
+    configure_log(cfg.hydra.job_logging, cfg.hydra.verbose)
     callbacks = hydra_context.callbacks
+    hooked = bool(getattr(callbacks, "callbacks", True))  # a user's hydra.callbacks
     tic = time.perf_counter()
     try:
-        for job in pack:
-            callbacks.on_job_start(config=job.cfg, task_function=task_function)
-        values = run_pack([job.cfg for job in pack], infos, on_epoch)
+        if hooked:
+            for job, info in zip(pack, infos, strict=True):
+                each = _job_config(group, job, info.output_dir)
+                callbacks.on_job_start(config=each, task_function=task_function)
+        values = train_pack(cfg, [job.seed for job in pack], infos, on_epoch, shown)
     finally:
         HydraConfig.instance().cfg = old
-    out = []
-    for job, value in zip(pack, values, strict=True):
-        ret = _job_return(job.cfg, value)
-        callbacks.on_job_end(config=job.cfg, job_return=ret)
-        _note(job.cfg, ret, time.perf_counter() - tic, len(pack))
+    out: list[tuple[Job, JobReturn, int]] = []
+    for job, info, value in zip(pack, infos, values, strict=True):
+        ret = PackReturn.of(group, job, info.output_dir, value)
+        if hooked:
+            callbacks.on_job_end(config=_job_config(group, job, info.output_dir), job_return=ret)
+        _note(cfg, info.output_dir, ret, time.perf_counter() - tic, len(pack))
         out.append((job, ret, len(pack)))
     return out
 
 
-def _prepare_job_dir(cfg: DictConfig) -> None:
-    """The job's own directory, with Hydra's .hydra/{config,hydra,overrides}.yaml."""
-    out = Path(str(cfg.hydra.sweep.dir)) / str(OmegaConf.select(cfg, "hydra.sweep.subdir"))
-    with read_write(cfg.hydra), open_dict(cfg.hydra):
-        cfg.hydra.runtime.output_dir = os.path.abspath(out)
-    hydra_dir = out / str(cfg.hydra.output_subdir or ".hydra")
+class PackReturn(JobReturn):
+    """A JobReturn whose `cfg` and `hydra_cfg` are built from plain dicts when first read.
+    Hydra's run_job builds both for every job (tens of ms each); seedhp's sweepers never read
+    them; a user's callback or code may, and gets what run_job would have given."""
+
+    def __init__(self, task: dict[str, Any], hydra: dict[str, Any], **fields: Any) -> None:
+        self._task, self._hydra = task, hydra
+        self._cfg: DictConfig | None = None
+        self._hydra_cfg: DictConfig | None = None
+        super().__init__(**fields)
+
+    @classmethod
+    def of(
+        cls, group: Group, job: Job, output_dir: str, value: float | BaseException
+    ) -> PackReturn:
+        task, hydra = _job_containers(group, job, output_dir)
+        failed = isinstance(value, BaseException)
+        return cls(
+            task,
+            hydra,
+            overrides=list(job.overrides),
+            working_dir=os.getcwd(),
+            task_name=str(group.cfg.hydra.job.name),
+            status=JobStatus.FAILED if failed else JobStatus.COMPLETED,
+            _return_value=value,
+        )
+
+    @property
+    def cfg(self) -> DictConfig | None:
+        if self._cfg is None:
+            self._cfg = OmegaConf.create(self._task)
+        return self._cfg
+
+    @cfg.setter
+    def cfg(self, value: DictConfig | None) -> None:
+        self._cfg = value
+
+    @property
+    def hydra_cfg(self) -> DictConfig | None:
+        if self._hydra_cfg is None:
+            self._hydra_cfg = OmegaConf.create({"hydra": self._hydra})
+        return self._hydra_cfg
+
+    @hydra_cfg.setter
+    def hydra_cfg(self, value: DictConfig | None) -> None:
+        self._hydra_cfg = value
+
+
+def _seed(overrides: Sequence[str], cfg: DictConfig) -> int:
+    """The job's seed: its `seed=` override, else the configuration's."""
+    given = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == "seed"]
+    return int(given[-1]) if given else int(cfg.seed)
+
+
+def _job_containers(
+    group: Group, job: Job, output_dir: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The job's config and Hydra node, as its own composition would give them (unresolved):
+    the configuration's, with its seed, job number, overrides and directory."""
+    h = group.hydra
+    spec = h["job"]["config"]["override_dirname"]
+    lines = sorted(o for o in job.overrides if o.split("=", 1)[0] not in spec["exclude_keys"])
+    dirname = re.sub("=", spec["kv_sep"], spec["item_sep"].join(lines))
+    hydra = {
+        **h,
+        "job": {**h["job"], "num": job.num, "id": job.num, "override_dirname": dirname},
+        "overrides": {**h["overrides"], "task": list(job.overrides)},
+        "runtime": {**h["runtime"], "output_dir": output_dir},
+    }
+    return {**group.task, "seed": job.seed}, hydra
+
+
+def _job_config(group: Group, job: Job, output_dir: str) -> DictConfig:
+    """The job's whole config as a DictConfig (for a user's Hydra callbacks only)."""
+    task, hydra = _job_containers(group, job, output_dir)
+    return OmegaConf.create({**task, "hydra": hydra})
+
+
+def _set_job(cfg: DictConfig, job: Job, output_dir: str) -> None:
+    # HydraConfig.set_config marks Hydra's node read-only: open it and the root
+    with read_write(cfg), open_dict(cfg), read_write(cfg.hydra), open_dict(cfg.hydra):
+        cfg.seed = job.seed
+        cfg.hydra.job.num = job.num
+        cfg.hydra.job.id = job.num
+        cfg.hydra.overrides.task = list(job.overrides)
+        cfg.hydra.runtime.output_dir = output_dir
+
+
+def _job_dir(group: Group, job: Job) -> JobInfo:
+    """The job's own directory, with Hydra's .hydra/{config,hydra,overrides}.yaml written from
+    plain dicts (the C YAML emitter: a few ms, where OmegaConf.save took tens)."""
+    cfg = group.cfg
+    with read_write(cfg), open_dict(cfg), read_write(cfg.hydra), open_dict(cfg.hydra):
+        cfg.hydra.job.num = job.num  # what hydra.sweep.subdir (${hydra.job.num}) reads
+        cfg.hydra.job.id = job.num
+        cfg.seed = job.seed
+    sub = OmegaConf.select(cfg, "hydra.sweep.subdir")
+    out = os.path.abspath(Path(str(cfg.hydra.sweep.dir)) / str(sub))
+    task, hydra = _job_containers(group, job, out)
+    hydra_dir = Path(out) / str(group.hydra.get("output_subdir") or ".hydra")
     hydra_dir.mkdir(parents=True, exist_ok=True)
-    task = copy.deepcopy(cfg)
-    with read_write(task), open_dict(task):
-        del task["hydra"]
-    OmegaConf.save(task, hydra_dir / "config.yaml")
-    OmegaConf.save(OmegaConf.masked_copy(cfg, "hydra"), hydra_dir / "hydra.yaml")
-    OmegaConf.save(cfg.hydra.overrides.task, hydra_dir / "overrides.yaml")
-
-
-def _info(cfg: DictConfig) -> JobInfo:
-    h = cfg.hydra
+    (hydra_dir / "config.yaml").write_text(_yaml(task))
+    (hydra_dir / "hydra.yaml").write_text(_yaml({"hydra": hydra}))
+    (hydra_dir / "overrides.yaml").write_text(_yaml(list(job.overrides)))
     return JobInfo(
         multirun=True,
-        output_dir=str(h.runtime.output_dir),
-        choices=named_choices(h.runtime.choices, cfg),
-        overrides=tuple(h.overrides.task),
+        output_dir=out,
+        choices=named_choices(cfg.hydra.runtime.choices, cfg),
+        overrides=tuple(job.overrides),
     )
 
 
-def _job_return(cfg: DictConfig, value: float | BaseException) -> JobReturn:
-    ret = JobReturn()
-    task = copy.deepcopy(cfg)
-    with read_write(task), open_dict(task):
-        del task["hydra"]
-    ret.cfg = task
-    ret.hydra_cfg = OmegaConf.masked_copy(cfg, "hydra")
-    ret.overrides = list(cfg.hydra.overrides.task)
-    ret.working_dir = os.getcwd()
-    ret.task_name = str(cfg.hydra.job.name)
-    ret.return_value = value
-    ret.status = JobStatus.FAILED if isinstance(value, BaseException) else JobStatus.COMPLETED
-    return ret
+def _yaml(data: Any) -> str:
+    return yaml.dump(
+        data, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, default_flow_style=False
+    )
 
 
-def _note(cfg: DictConfig, ret: JobReturn, seconds: float, k: int) -> None:
+def _note(cfg: DictConfig, output_dir: str, ret: JobReturn, seconds: float, k: int) -> None:
     """One line in each seed's own job log (the pack's output goes to its first seed's)."""
-    path = Path(str(cfg.hydra.runtime.output_dir)) / f"{cfg.hydra.job.name}.log"
+    path = Path(output_dir) / f"{cfg.hydra.job.name}.log"
     with open(path, "a") as f:
         f.write(f"trained in a pack of {k} ({seconds:.1f} s): {_outcome(ret, cfg)}\n")

@@ -39,10 +39,17 @@ from seedhp.job.owner import this_process
 from seedhp.job.tracking import Tracker
 from seedhp.job.urls import redact
 from seedhp.stats.aggregate import aggregate
+from seedhp.stats.contrast import best_trials
 from seedhp.sweep import at_end
 from seedhp.sweep.app import App, stop_on_config_error
 from seedhp.sweep.space import SearchSpace, merge, parse_space
-from seedhp.sweep.study_record import finish, fmt_scores, show_params, study_parent
+from seedhp.sweep.study_record import (
+    finish,
+    fmt_scores,
+    show_params,
+    study_parent,
+    winner_seed_key,
+)
 from seedhp.sweep.study_settings import StudySettings, study_settings
 from seedhp.sweep.study_storage import (
     FINISHED,
@@ -313,6 +320,21 @@ def run_trial(ctx: StudyContext, trial: Trial) -> None:
     finally:
         heartbeat.stop()
     _tell(ctx, trial, params, seeds, outcome)
+    log.info("  %s", _progress(ctx))
+
+
+def _progress(ctx: StudyContext) -> str:
+    """Trials finished of n_trials in the study (every process), and the best value so far."""
+    s = ctx.settings
+    complete = ctx.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    done = count_trials(ctx, FINISHED)
+    if not complete:
+        return f"study {s.name}: {done}/{s.n_trials} trials finished"
+    best = best_trials(complete, s.maximize, winner_seed_key(s))[0]
+    return (
+        f"study {s.name}: {done}/{s.n_trials} trials finished, best {s.objective} "
+        f"{best.value:.4f} (trial {best.number})"
+    )
 
 
 def _launch_seeds(
