@@ -33,7 +33,7 @@ from seedhp.job import record
 from seedhp.job.hooks import Pruned, Reporter, report_epoch
 from seedhp.job.identity import configuration_overrides
 from seedhp.job.settings import Settings, check_seed, flatten, parse, resolve_device
-from seedhp.job.tracking import Tracker, metric
+from seedhp.job.tracking import Finish, Tracker, metric
 from seedhp.job.urls import redact
 from seedhp.train.data import Source, Splits, check_augment, from_parts, split
 from seedhp.train.loop import SeedResult, objective_value, train
@@ -316,9 +316,14 @@ def _train_and_finish(
             )
             tracker.end_run(record.run_id, "FAILED")
         return [err] * len(records)
+    tracker.finish_many(
+        [
+            _finish(tracker, record, result, data)
+            for record, result in zip(records, results, strict=True)
+        ]
+    )
     values: list[float | BaseException] = []
     for record, result, s, info in zip(records, results, settings, infos, strict=True):
-        _finish_run(tracker, record.run_id, result, record, data)
         value = objective_value(result.final, s.objective)
         (log.debug if info.multirun else log.info)(
             "seed %d %s: %s %.4f, test_acc %.4f (%.2f s) -> MLflow run %s",
@@ -552,6 +557,12 @@ class _RunLog:
             if self.on_epoch(epoch, values[self.objective]):
                 raise Pruned(f"pruned after epoch {epoch}")
 
+    def last(self, metrics: Sequence[Any], tags: dict[str, str], status: str) -> Finish:
+        """Everything pending plus `metrics` and `tags`, and the run's end, for finish_many."""
+        done = Finish(self.run_id, status, [*self.buffer, *metrics], self.params, tags)
+        self.buffer, self.params = [], None
+        return done
+
     def send(self, metrics: Sequence[Any] = (), tags: dict[str, str] | None = None) -> None:
         """Everything pending plus `metrics` and `tags`, in as few requests as MLflow allows."""
         self.tracker.log(
@@ -561,9 +572,9 @@ class _RunLog:
         self.last_flush = time.monotonic()
 
 
-def _finish_run(
-    tracker: Tracker, run_id: str, result: SeedResult, record: _RunLog, data: Splits
-) -> None:
+def _finish(tracker: Tracker, record: _RunLog, result: SeedResult, data: Splits) -> Finish:
+    """A finished seed's last record: the final scores and its status (the test predictions,
+    when kept, as an artifact now); what is pending goes with it."""
     epochs = len(result.history["val_acc"])
     # a final score that is the last epoch's value is already logged at that step
     finals = [
@@ -575,10 +586,10 @@ def _finish_run(
     if result.diverged_epoch is not None:
         finals.append(metric("diverged_epoch", result.diverged_epoch, epochs))
     tags = {"seedhp.status": result.status}
-    if result.test_predictions is not None:
-        tags["seedhp.predictions"] = "test_predictions.json"
-    record.send(finals, tags=tags)
     if result.test_predictions is not None:  # with the labels: a seed ensemble needs nothing else
+        tags["seedhp.predictions"] = "test_predictions.json"
         blob = {"predictions": result.test_predictions, "labels": data.test.y.tolist()}
-        tracker.log_text(run_id, json.dumps(blob, separators=(",", ":")), "test_predictions.json")
-    tracker.end_run(run_id, "FINISHED" if result.status == "finished" else "FAILED")
+        tracker.log_text(
+            record.run_id, json.dumps(blob, separators=(",", ":")), "test_predictions.json"
+        )
+    return record.last(finals, tags, "FINISHED" if result.status == "finished" else "FAILED")

@@ -31,8 +31,14 @@ def test_a_seed_run_is_one_batched_mlflow_run(
     )
     value = run(cfg)
     assert calls["log_metric"] == calls["log_param"] == calls["set_tag"] == 0
-    # one create, one batch (params, per-epoch and final metrics, status), the config artifact
-    assert calls["create_run"] == 1 and calls["log_batch"] == 1 and calls["log_text"] == 2
+    # one create, one batch (params, per-epoch and final metrics, status); the config and the
+    # predictions written straight into the run's local artifact directory
+    assert calls["create_run"] == 1 and calls["log_batch"] == 1 and calls["log_text"] == 0
+    [r] = all_runs(outputs)
+    listed = {a.path for a in mlflow_client(outputs).list_artifacts(r.info.run_id)}
+    assert listed == {"config.yaml", "test_predictions.json"}
+    path = mlflow_client(outputs).download_artifacts(r.info.run_id, "config.yaml", str(outputs))
+    assert "seed: 7" in Path(path).read_text()
 
     [r] = all_runs(outputs)
     tags, params, metrics = r.data.tags, r.data.params, r.data.metrics
@@ -73,3 +79,57 @@ def test_bad_tracking_uris_fail_in_one_line(tmp_path: Path) -> None:
         check_reachable("sqlite:/relative.db")
     with pytest.raises(ConfigError, match="cannot use this MLflow store"):
         Tracker(f"mysql://nobody@127.0.0.1:9/{tmp_path.name}", "x")
+
+
+def test_finishing_many_runs_at_once_writes_what_log_batch_and_set_terminated_write(
+    tmp_path: Path,
+) -> None:
+    """A pack's runs end in one transaction; the store holds the same rows as run by run:
+    params, every metric step (NaN and inf too), the latest metrics, tags, status, end."""
+    from seedhp.job.tracking import Finish, metric
+
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", "seedhp")
+
+    def pair() -> list[str]:
+        ids = [tracker.start_run(f"r{i}", {"seedhp.status": "running", "k": "v"}) for i in (0, 1)]
+        tracker.log(ids[0], metrics=[metric("val_acc", 0.5, 1, 1000)])  # a mid-run flush
+        return ids
+
+    def items(ids: list[str]) -> list[Finish]:
+        return [
+            Finish(
+                run_id,
+                status,
+                [
+                    metric("val_acc", 0.7, 2, 2000),
+                    metric("val_acc", 0.6, 3, 3000),
+                    metric("loss", float("nan"), 3, 3000),
+                    metric("gap", float("inf"), 3, 3000),
+                ],
+                {"optimizer.lr": "0.1", "seed": str(i)},
+                {"seedhp.status": "finished", "new": "tag"},
+            )
+            for i, (run_id, status) in enumerate(zip(ids, ("FINISHED", "FAILED"), strict=True))
+        ]
+
+    bulk, one_by_one = pair(), pair()
+    tracker.finish_many(items(bulk))
+    for f in items(one_by_one):
+        tracker.finish_many([f])  # one item: MLflow's own log_batch and set_terminated
+
+    def seen(run_id: str) -> str:
+        r = tracker.client.get_run(run_id)
+        history = {
+            k: [
+                (m.step, m.timestamp, m.value)
+                for m in tracker.client.get_metric_history(run_id, k)
+            ]
+            for k in r.data.metrics
+        }
+        tags = {k: v for k, v in r.data.tags.items() if k not in ("mlflow.runName",)}
+        got = (r.info.status, r.data.params, r.data.metrics, history, tags, r.info.end_time > 0)
+        return json.dumps(got, sort_keys=True)  # NaN compares equal as text
+
+    for a, b in zip(bulk, one_by_one, strict=True):
+        assert seen(a) == seen(b)
+    assert tracker.client.get_run(bulk[0]).data.metrics["val_acc"] == 0.6  # the latest step
