@@ -33,7 +33,7 @@ from seedhp.job import record
 from seedhp.job.hooks import Pruned, Reporter, report_epoch
 from seedhp.job.identity import configuration_overrides
 from seedhp.job.settings import Settings, check_seed, flatten, parse, resolve_device
-from seedhp.job.tracking import Finish, Tracker, metric
+from seedhp.job.tracking import Finish, Start, Tracker, metric
 from seedhp.job.urls import redact
 from seedhp.train.data import Source, Splits, check_augment, from_parts, split
 from seedhp.train.loop import SeedResult, objective_value, train
@@ -215,8 +215,15 @@ def train_pack(
     tracker = Tracker(first.tracking.uri, first.tracking.experiment)
     records: list[_RunLog] = []
     try:
-        for c, s, st, info in zip(containers, settings, streams, infos, strict=True):
-            run_id, params = _start_run(tracker, c, s, st, info, data, len(seeds))
+        starts = [
+            _start(c, s, st, info, data, len(seeds))
+            for c, s, st, info in zip(containers, settings, streams, infos, strict=True)
+        ]
+        run_ids = tracker.start_many([start for start, _, _ in starts])
+        for run_id, (_, params, config), s, info in zip(
+            run_ids, starts, settings, infos, strict=True
+        ):
+            tracker.log_text(run_id, config, "config.yaml")
             records.append(
                 _RunLog(
                     tracker,
@@ -452,17 +459,16 @@ def _reset_global_state(streams: SeedStreams, deterministic: bool) -> None:
     torch.set_grad_enabled(True)
 
 
-def _start_run(
-    tracker: Tracker,
+def _start(
     resolved: Mapping[str, Any],
     settings: Settings,
     streams: SeedStreams,
     info: JobInfo,
     data: Splits,
     pack_size: int,
-) -> tuple[str, dict[str, str]]:
-    """Create the run with its identifying tags and the config artifact; returns the run id and
-    the params still to send (they go with the run's first batch of metrics)."""
+) -> tuple[Start, dict[str, str], str]:
+    """The run to create with its identifying tags, the params to send with its first batch
+    of metrics, and its resolved config (the config.yaml artifact)."""
     container = dict(resolved)
     if container.get("tracking", {}).get("uri"):  # what MLflow shows never holds a password
         container["tracking"] = {
@@ -502,9 +508,8 @@ def _start_run(
         f"{_short(picked.get('model', 'model'))}/{_short(picked.get('data', 'data'))}",
         None if trial is None else int(trial),
     )
-    run_id = tracker.start_run(name, tags, settings.tracking.parent_run_id)
-    tracker.log_text(run_id, yaml.dump(container, Dumper=_Dumper, sort_keys=False), "config.yaml")
-    return run_id, params
+    config = yaml.dump(container, Dumper=_Dumper, sort_keys=False)
+    return Start(name, tags, settings.tracking.parent_run_id), params, config
 
 
 def _short(choice: str) -> str:

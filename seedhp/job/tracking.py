@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -58,6 +58,15 @@ def metric(key: str, value: float, step: int = 0, timestamp_ms: int | None = Non
 
 
 @dataclass(frozen=True)
+class Start:
+    """A run to create."""
+
+    name: str
+    tags: Mapping[str, str]
+    parent_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Finish:
     """A run's last record: what is still to log, and its final status."""
 
@@ -86,11 +95,7 @@ class Tracker:
         parent_id: str | None = None,
         params: Mapping[str, str] | None = None,
     ) -> str:
-        all_tags = {
-            **tags,
-            OWNER_TAG: this_process(),
-            **({PARENT_TAG: parent_id} if parent_id else {}),
-        }
+        all_tags = self._tags(Start(name, tags, parent_id))
         run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
         run_id = str(run.info.run_id)
         self.artifacts[run_id] = str(run.info.artifact_uri)
@@ -138,6 +143,25 @@ class Tracker:
 
     def log_artifacts(self, run_id: str, local_dir: str | Path, artifact_path: str) -> None:
         self.client.log_artifacts(run_id, str(local_dir), artifact_path)
+
+    def start_many(self, items: Sequence[Start]) -> list[str]:
+        """Create many runs at once (a pack's): on a SQL store in one transaction, the rows
+        MLflow's create_run writes for each; elsewhere one by one. Returns their run ids."""
+        store = self._sql_store()
+        if store is None or len(items) < 2:
+            return [self.start_run(s.name, s.tags, s.parent_id) for s in items]
+        made = _create_in_one_transaction(store, self.experiment_id, items, self._tags)
+        for run_id, artifact_uri in made:
+            self.artifacts[run_id] = artifact_uri
+            self.heartbeat.opened(run_id)
+        return [run_id for run_id, _ in made]
+
+    def _tags(self, s: Start) -> dict[str, str]:
+        return {
+            **s.tags,
+            OWNER_TAG: this_process(),
+            **({PARENT_TAG: s.parent_id} if s.parent_id else {}),
+        }
 
     def finish_many(self, items: Sequence[Finish]) -> None:
         """End many runs at once, each with its last params, metrics and tags: on a SQL store
@@ -463,3 +487,49 @@ def _finish_in_one_transaction(store: Any, items: Sequence[Finish]) -> None:
             run.status = f.status
             run.end_time = end
         session.add_all(rows)
+
+
+def _create_in_one_transaction(
+    store: Any,
+    experiment_id: str,
+    items: Sequence[Start],
+    tags_of: Callable[[Start], dict[str, str]],
+) -> list[tuple[str, str]]:
+    """Tracker.start_many on MLflow's SqlAlchemyStore: the run and tag rows its create_run
+    writes, for every run, in one session. Returns (run id, artifact URI) per run."""
+    import uuid
+
+    from mlflow.store.tracking.dbmodels.models import SqlRun, SqlTag
+    from mlflow.utils.uri import append_to_uri_path
+
+    experiment = store.get_experiment(experiment_id)
+    if experiment.lifecycle_stage != "active":
+        raise RuntimeError(f"experiment {experiment_id} is not active")
+    now = int(time.time() * 1000)
+    made, rows = [], []
+    for s in items:
+        run_id = uuid.uuid4().hex
+        artifact_uri = append_to_uri_path(experiment.artifact_location, run_id, "artifacts")
+        tags = {**tags_of(s), "mlflow.runName": s.name}
+        run = SqlRun(
+            name=s.name,
+            artifact_uri=artifact_uri,
+            run_uuid=run_id,
+            experiment_id=experiment_id,
+            source_type="UNKNOWN",
+            source_name="",
+            entry_point_name="",
+            user_id=tags.get("mlflow.user", "unknown"),
+            status="RUNNING",
+            start_time=now,
+            end_time=None,
+            deleted_time=None,
+            source_version="",
+            lifecycle_stage="active",
+        )
+        run.tags = [SqlTag(key=k, value=str(v)[:8000]) for k, v in tags.items()]
+        rows.append(run)
+        made.append((run_id, str(artifact_uri)))
+    with store.ManagedSessionMaker(read_only=False) as session:
+        session.add_all(rows)
+    return made

@@ -86,12 +86,12 @@ def test_finishing_many_runs_at_once_writes_what_log_batch_and_set_terminated_wr
 ) -> None:
     """A pack's runs end in one transaction; the store holds the same rows as run by run:
     params, every metric step (NaN and inf too), the latest metrics, tags, status, end."""
-    from seedhp.job.tracking import Finish, metric
+    from seedhp.job.tracking import Finish, Start, metric
 
     tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", "seedhp")
 
     def pair() -> list[str]:
-        ids = [tracker.start_run(f"r{i}", {"seedhp.status": "running", "k": "v"}) for i in (0, 1)]
+        ids = tracker.start_many([Start(f"r{i}", {"seedhp.status": "running"}) for i in (0, 1)])
         tracker.log(ids[0], metrics=[metric("val_acc", 0.5, 1, 1000)])  # a mid-run flush
         return ids
 
@@ -133,3 +133,35 @@ def test_finishing_many_runs_at_once_writes_what_log_batch_and_set_terminated_wr
     for a, b in zip(bulk, one_by_one, strict=True):
         assert seen(a) == seen(b)
     assert tracker.client.get_run(bulk[0]).data.metrics["val_acc"] == 0.6  # the latest step
+
+
+def test_creating_many_runs_at_once_writes_what_create_run_writes(tmp_path: Path) -> None:
+    from seedhp.job.tracking import Start
+
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", "seedhp")
+    parent = tracker.start_run("parent", {})
+    spec = [
+        Start(f"s{i} cnn/digits", {"seed": str(i), "config_id": "abc"}, parent) for i in (0, 1)
+    ]
+    bulk = tracker.start_many(spec)
+    alone = tracker.start_many(spec[:1])  # one item: MLflow's create_run
+
+    def seen(run_id: str) -> dict:  # type: ignore[type-arg]
+        r = tracker.client.get_run(run_id)
+        info = r.info
+        return {
+            "status": info.status,
+            "stage": info.lifecycle_stage,
+            "user": info.user_id,
+            "name": info.run_name,
+            "experiment": info.experiment_id,
+            "artifacts": info.artifact_uri.replace(run_id, "<id>"),
+            "tags": r.data.tags,
+            "children": [c.info.run_id for c in tracker.children(parent)].count(run_id),
+        }
+
+    assert seen(bulk[0]) == seen(alone[0])
+    assert seen(bulk[1])["tags"]["seed"] == "1" and tracker.is_open(bulk[1])
+    tracker.log_text(bulk[1], "seed: 1\n", "config.yaml")
+    got = tracker.client.download_artifacts(bulk[1], "config.yaml", str(tmp_path))
+    assert Path(got).read_text() == "seed: 1\n"
