@@ -414,7 +414,8 @@ def run_rows(
 
 def _finish_in_one_transaction(store: Any, items: Sequence[Finish]) -> None:
     """Tracker.finish_many on MLflow's SqlAlchemyStore: the rows its log_batch and
-    update_run_info write, for every run, in one session."""
+    update_run_info write (params, metric history, latest metrics, tags, status and end time),
+    for every run, in one session, new rows as multi-row inserts."""
     from mlflow.store.tracking.dbmodels.models import (
         SqlLatestMetric,
         SqlMetric,
@@ -422,71 +423,99 @@ def _finish_in_one_transaction(store: Any, items: Sequence[Finish]) -> None:
         SqlRun,
         SqlTag,
     )
+    from sqlalchemy import and_, insert, select, update
 
     ids = [f.run_id for f in items]
     end = int(time.time() * 1000)
     with store.ManagedSessionMaker(read_only=False) as session:
-        runs = {r.run_uuid: r for r in session.query(SqlRun).filter(SqlRun.run_uuid.in_(ids))}
+        state = {
+            r.run_uuid: (r.status, r.lifecycle_stage)
+            for r in session.execute(
+                select(SqlRun.run_uuid, SqlRun.status, SqlRun.lifecycle_stage).where(
+                    SqlRun.run_uuid.in_(ids)
+                )
+            )
+        }
         latest = {
-            (m.run_uuid, m.key): m
-            for m in session.query(SqlLatestMetric).filter(SqlLatestMetric.run_uuid.in_(ids))
+            (m.run_uuid, m.key): (m.step, m.timestamp, m.value)
+            for m in session.execute(
+                select(
+                    SqlLatestMetric.run_uuid,
+                    SqlLatestMetric.key,
+                    SqlLatestMetric.step,
+                    SqlLatestMetric.timestamp,
+                    SqlLatestMetric.value,
+                ).where(SqlLatestMetric.run_uuid.in_(ids))
+            )
         }
-        tags = {
-            (t.run_uuid, t.key): t for t in session.query(SqlTag).filter(SqlTag.run_uuid.in_(ids))
-        }
-        have = {
-            (p.run_uuid, p.key) for p in session.query(SqlParam).filter(SqlParam.run_uuid.in_(ids))
-        }
-        rows: list[Any] = []
+        tagged = set(
+            session.execute(select(SqlTag.run_uuid, SqlTag.key).where(SqlTag.run_uuid.in_(ids)))
+        )
+        have = set(
+            session.execute(
+                select(SqlParam.run_uuid, SqlParam.key).where(SqlParam.run_uuid.in_(ids))
+            )
+        )
+        params, metrics, tags, tag_updates = [], [], [], []
+        newest: dict[tuple[str, str], dict[str, Any]] = {}
         for f in items:
-            run = runs[f.run_id]
-            if run.lifecycle_stage != "active" or run.status != "RUNNING":
+            if state.get(f.run_id) != ("RUNNING", "active"):
                 raise RuntimeError(f"run {f.run_id} is not an active, running run")
-            for k, v in (f.params or {}).items():
-                if (f.run_id, k) not in have:
-                    rows.append(SqlParam(run_uuid=f.run_id, key=k, value=str(v)[:6000]))
+            params += [
+                {"run_uuid": f.run_id, "key": k, "value": str(v)[:6000]}
+                for k, v in (f.params or {}).items()
+                if (f.run_id, k) not in have
+            ]
             seen = set()
             for m in f.metrics:
-                ident = (m.key, m.timestamp, m.step, m.value)
-                if ident in seen:
+                if (m.key, m.timestamp, m.step, m.value) in seen:
                     continue
-                seen.add(ident)
+                seen.add((m.key, m.timestamp, m.step, m.value))
                 is_nan, value = store.sanitize_metric_value(m.value)
-                rows.append(
-                    SqlMetric(
-                        run_uuid=f.run_id,
-                        key=m.key,
-                        value=value,
-                        timestamp=m.timestamp,
-                        step=m.step,
-                        is_nan=is_nan,
-                    )
-                )
-                old = latest.get((f.run_id, m.key))
-                if old is None or (m.step, m.timestamp, value) > (
-                    old.step,
-                    old.timestamp,
-                    old.value,
+                row = {
+                    "run_uuid": f.run_id,
+                    "key": m.key,
+                    "value": value,
+                    "timestamp": m.timestamp,
+                    "step": m.step,
+                    "is_nan": is_nan,
+                }
+                metrics.append(row)
+                key = (f.run_id, m.key)
+                top = newest.get(key)
+                old = latest.get(key)
+                mine = (m.step, m.timestamp, value)
+                if (old is None or mine > old) and (
+                    top is None or mine > (top["step"], top["timestamp"], top["value"])
                 ):
-                    if old is None:
-                        old = SqlLatestMetric(run_uuid=f.run_id, key=m.key)
-                        latest[(f.run_id, m.key)] = old
-                        rows.append(old)
-                    old.value, old.step, old.timestamp, old.is_nan = (
-                        value,
-                        m.step,
-                        m.timestamp,
-                        is_nan,
-                    )
+                    newest[key] = row
             for k, v in (f.tags or {}).items():
-                if (f.run_id, k) in tags:
-                    tags[(f.run_id, k)].value = str(v)[:8000]
-                else:
-                    tags[(f.run_id, k)] = SqlTag(run_uuid=f.run_id, key=k, value=str(v)[:8000])
-                    rows.append(tags[(f.run_id, k)])
-            run.status = f.status
-            run.end_time = end
-        session.add_all(rows)
+                row = {"run_uuid": f.run_id, "key": k, "value": str(v)[:8000]}
+                (tag_updates if (f.run_id, k) in tagged else tags).append(row)
+        for table, rows in ((SqlParam, params), (SqlMetric, metrics), (SqlTag, tags)):
+            if rows:
+                session.execute(insert(table), rows)
+        for (run_id, key), row in newest.items():
+            if (run_id, key) in latest:
+                session.execute(
+                    update(SqlLatestMetric)
+                    .where(and_(SqlLatestMetric.run_uuid == run_id, SqlLatestMetric.key == key))
+                    .values(**{c: row[c] for c in ("value", "timestamp", "step", "is_nan")})
+                )
+            else:
+                session.execute(insert(SqlLatestMetric), [row])
+        for row in tag_updates:
+            session.execute(
+                update(SqlTag)
+                .where(and_(SqlTag.run_uuid == row["run_uuid"], SqlTag.key == row["key"]))
+                .values(value=row["value"])
+            )
+        for f in items:
+            session.execute(
+                update(SqlRun)
+                .where(SqlRun.run_uuid == f.run_id)
+                .values(status=f.status, end_time=end)
+            )
 
 
 def _create_in_one_transaction(
@@ -496,40 +525,44 @@ def _create_in_one_transaction(
     tags_of: Callable[[Start], dict[str, str]],
 ) -> list[tuple[str, str]]:
     """Tracker.start_many on MLflow's SqlAlchemyStore: the run and tag rows its create_run
-    writes, for every run, in one session. Returns (run id, artifact URI) per run."""
+    writes, for every run, in one session (multi-row inserts). Returns (run id, artifact
+    URI) per run."""
     import uuid
 
     from mlflow.store.tracking.dbmodels.models import SqlRun, SqlTag
     from mlflow.utils.uri import append_to_uri_path
+    from sqlalchemy import insert
 
     experiment = store.get_experiment(experiment_id)
     if experiment.lifecycle_stage != "active":
         raise RuntimeError(f"experiment {experiment_id} is not active")
     now = int(time.time() * 1000)
-    made, rows = [], []
+    made, runs, tags = [], [], []
     for s in items:
         run_id = uuid.uuid4().hex
-        artifact_uri = append_to_uri_path(experiment.artifact_location, run_id, "artifacts")
-        tags = {**tags_of(s), "mlflow.runName": s.name}
-        run = SqlRun(
-            name=s.name,
-            artifact_uri=artifact_uri,
-            run_uuid=run_id,
-            experiment_id=experiment_id,
-            source_type="UNKNOWN",
-            source_name="",
-            entry_point_name="",
-            user_id=tags.get("mlflow.user", "unknown"),
-            status="RUNNING",
-            start_time=now,
-            end_time=None,
-            deleted_time=None,
-            source_version="",
-            lifecycle_stage="active",
+        artifact_uri = str(append_to_uri_path(experiment.artifact_location, run_id, "artifacts"))
+        mine = {**tags_of(s), "mlflow.runName": s.name}
+        runs.append(
+            {
+                "run_uuid": run_id,
+                "name": s.name,
+                "source_type": "UNKNOWN",
+                "source_name": "",
+                "entry_point_name": "",
+                "user_id": mine.get("mlflow.user", "unknown"),
+                "status": "RUNNING",
+                "start_time": now,
+                "end_time": None,
+                "deleted_time": None,
+                "source_version": "",
+                "lifecycle_stage": "active",
+                "artifact_uri": artifact_uri,
+                "experiment_id": int(experiment_id),
+            }
         )
-        run.tags = [SqlTag(key=k, value=str(v)[:8000]) for k, v in tags.items()]
-        rows.append(run)
-        made.append((run_id, str(artifact_uri)))
+        tags += [{"run_uuid": run_id, "key": k, "value": str(v)[:8000]} for k, v in mine.items()]
+        made.append((run_id, artifact_uri))
     with store.ManagedSessionMaker(read_only=False) as session:
-        session.add_all(rows)
+        session.execute(insert(SqlRun), runs)
+        session.execute(insert(SqlTag), tags)
     return made
