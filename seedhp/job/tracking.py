@@ -156,6 +156,32 @@ class Tracker:
             self.heartbeat.opened(run_id)
         return [run_id for run_id, _ in made]
 
+    def histories(self, run_ids: Sequence[str], key: str) -> dict[str, list[Metric]]:
+        """Every logged value of metric `key` for each run: on a SQL store in one query per
+        500 runs, elsewhere one request per run."""
+        store = self._sql_store()
+        if store is None:
+            return {r: list(self.client.get_metric_history(r, key)) for r in run_ids}
+        from mlflow.entities import Metric
+        from mlflow.store.tracking.dbmodels.models import SqlMetric
+        from sqlalchemy import select
+
+        out: dict[str, list[Metric]] = {r: [] for r in run_ids}
+        with store.ManagedSessionMaker() as session:
+            for start in range(0, len(run_ids), 500):
+                chunk = run_ids[start : start + 500]
+                query: Any = select(
+                    SqlMetric.run_uuid,
+                    SqlMetric.value,
+                    SqlMetric.timestamp,
+                    SqlMetric.step,
+                    SqlMetric.is_nan,
+                ).where(SqlMetric.key == key, SqlMetric.run_uuid.in_(chunk))
+                for run_id, value, timestamp, step, is_nan in session.execute(query):
+                    v = float("nan") if is_nan else float(value)
+                    out[run_id].append(Metric(key, v, int(timestamp), int(step)))
+        return out
+
     def _tags(self, s: Start) -> dict[str, str]:
         return {
             **s.tags,

@@ -147,18 +147,14 @@ def latest_parent(tracker: Tracker) -> str:
 
 
 def curves(tracker: Tracker, runs: Sequence[SeedRun], metric: str) -> dict[str, list[float]]:
-    """Per-epoch values of `metric` for each finished run (one MLflow request per run)."""
+    """Per-epoch values of `metric` for each finished run (the last value logged at a step)."""
     out = {}
-    for r in runs:
-        if r.status == "finished":
-            history = sorted(
-                tracker.client.get_metric_history(r.run_id, metric),
-                key=lambda m: (m.step, m.timestamp),
-            )
-            by_step: dict[int, float] = {}
-            for m in history:
-                by_step[m.step] = m.value
-            out[r.run_id] = [by_step[s] for s in sorted(by_step)]
+    finished = [r.run_id for r in runs if r.status == "finished"]
+    for run_id, logged in tracker.histories(finished, metric).items():
+        by_step: dict[int, float] = {}
+        for m in sorted(logged, key=lambda m: (m.step, m.timestamp)):
+            by_step[m.step] = m.value
+        out[run_id] = [by_step[s] for s in sorted(by_step)]
     return out
 
 
