@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,11 @@ def build_report(
     options: Options | None = None,
     log_artifacts: bool = True,
     key: str = "--run",
+    runs: Sequence[Any] | None = None,
 ) -> Path:
     """Write the report of one sweep or study (parent_id) or of the whole experiment (None).
     `key` names what chose the parent, for the error when it has nothing to report on."""
-    rs = collect(tracker, parent_id, key)
+    rs = collect(tracker, parent_id, key, runs)
     if not [r for r in rs.runs if r.status == "finished"]:
         raise ConfigError(
             key if parent_id else "--all",

@@ -51,11 +51,17 @@ class RunSet:
         return self.objective if self.objective in EPOCH_CURVES else "val_acc"
 
 
-def collect(tracker: Tracker, parent_id: str | None = None, key: str = "--run") -> RunSet:
+def collect(
+    tracker: Tracker,
+    parent_id: str | None = None,
+    key: str = "--run",
+    runs: Sequence[Any] | None = None,
+) -> RunSet:
     """The seed-runs of one sweep or study (parent_id: its children, the runs it reuses and the
     fresh-seed runs that re-evaluate it), or of the whole experiment. Each (configuration,
     seed) counts once: the latest finished run; the others are listed in `duplicates`.
-    `key` names the argument that chose the parent, for the error when there is no such run."""
+    `key` names the argument that chose the parent, for the error when there is no such run.
+    `runs`: the parent's children and reused runs, when the caller has just read them."""
     if parent_id is None:
         parent, roles = None, [(r, role(r)) for r in tracker.search("tags.config_id != ''")]
     else:
@@ -63,7 +69,8 @@ def collect(tracker: Tracker, parent_id: str | None = None, key: str = "--run") 
             parent = tracker.client.get_run(parent_id)
         except Exception:
             raise ConfigError(key, parent_id, "no such MLflow run in this store") from None
-        roles = [(r, role(r, parent_id)) for r in sweep_runs(tracker, parent_id)]
+        mine = sweep_runs(tracker, parent_id) if runs is None else runs
+        roles = [(r, role(r, parent_id)) for r in mine]
         for r in tracker.search(f"tags.`seedhp.reseed_of` = '{parent_id}'"):
             if "config_id" in r.data.tags:
                 roles.append((r, "reseed"))

@@ -4,8 +4,9 @@ write the report into the sweep directory and onto the parent run."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from seedhp.errors import ConfigError
 from seedhp.job.identity import quote
@@ -75,7 +76,14 @@ def runtime_overrides(t: TrackingSettings) -> list[str]:
     ]
 
 
-def report(tracker: Tracker, parent: str, settings: Target, sweep_dir: Path) -> Path | None:
+def report(
+    tracker: Tracker,
+    parent: str,
+    settings: Target,
+    sweep_dir: Path,
+    runs: Sequence[Any] | None = None,
+) -> Path | None:
+    """The sweep's or study's report; `runs`: its seed-runs, when just read for its summary."""
     if not settings.report.enabled:
         return None
     from seedhp.report import Options, build_report  # matplotlib: only when a report is due
@@ -87,6 +95,7 @@ def report(tracker: Tracker, parent: str, settings: Target, sweep_dir: Path) -> 
             parent,
             sweep_dir / "report",
             Options(r.black_swan_k, r.random_state),
+            runs=runs,
         )
     except ConfigError as err:  # nothing finished: say so, the sweep itself is done
         log.warning("no report: %s", err)

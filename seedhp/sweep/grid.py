@@ -151,9 +151,14 @@ def grid_sweep(
         raise
     finally:
         failed = [r for rs in returns for r in rs if r.status == JobStatus.FAILED]
-        summaries = _close_parent(tracker, parent, settings, sweep_dir, status, failed, len(done))
+        runs = sweep_runs(tracker, parent)  # read once: the summary's and the report's
+        summaries = _close_parent(
+            tracker, parent, settings, sweep_dir, status, failed, len(done), runs
+        )
         report = (
-            at_end.report(tracker, parent, settings, sweep_dir) if status == "FINISHED" else None
+            at_end.report(tracker, parent, settings, sweep_dir, runs)
+            if status == "FINISHED"
+            else None
         )
         if with_summary:
             print(
@@ -201,8 +206,9 @@ def _close_parent(
     status: str,
     failed: list[JobReturn],
     n_reused: int,
+    runs: Sequence[Any],
 ) -> list[ConfigSummary]:
-    rows = run_rows(sweep_runs(tracker, parent), settings.objective, parent)
+    rows = run_rows(runs, settings.objective, parent)
     if settings.tracking.role != "reseed":  # fresh-seed re-runs of its winners: the report's
         rows = [r for r in rows if r["role"] != "reseed"]
     rows, duplicates = latest_per_seed(rows)

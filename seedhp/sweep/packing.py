@@ -16,7 +16,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ class Group:
     task: dict[str, Any]  # the config without Hydra's node, unresolved (.hydra/config.yaml)
     hydra: dict[str, Any]  # Hydra's node, unresolved (.hydra/hydra.yaml)
     jobs: list[Job]
+    hydra_text: dict[str, str] = field(default_factory=dict)  # its parts' YAML, emitted once
 
     @classmethod
     def of(cls, cfg: DictConfig) -> Group:
@@ -360,7 +361,7 @@ def _job_dir(group: Group, job: Job) -> JobInfo:
     hydra_dir = Path(out) / str(group.hydra.get("output_subdir") or ".hydra")
     hydra_dir.mkdir(parents=True, exist_ok=True)
     (hydra_dir / "config.yaml").write_text(_yaml(task))
-    (hydra_dir / "hydra.yaml").write_text(_yaml({"hydra": hydra}))
+    (hydra_dir / "hydra.yaml").write_text(_hydra_yaml(group, hydra))
     (hydra_dir / "overrides.yaml").write_text(_yaml(list(job.overrides)))
     return JobInfo(
         multirun=True,
@@ -368,6 +369,24 @@ def _job_dir(group: Group, job: Job) -> JobInfo:
         choices=named_choices(cfg.hydra.runtime.choices, cfg),
         overrides=tuple(job.overrides),
     )
+
+
+PER_JOB = ("job", "overrides", "runtime")  # the parts of Hydra's node that differ per seed
+
+
+def _hydra_yaml(group: Group, hydra: dict[str, Any]) -> str:
+    """.hydra/hydra.yaml: the node's parts that are the same for every seed of the group
+    emitted once, the job's own parts per seed; it loads as the whole node does (a long
+    string may wrap at another column)."""
+    if not group.hydra_text:
+        group.hydra_text = {k: _part(k, v) for k, v in group.hydra.items() if k not in PER_JOB}
+    return "hydra:\n" + "".join(
+        group.hydra_text[k] if k in group.hydra_text else _part(k, v) for k, v in hydra.items()
+    )
+
+
+def _part(key: str, value: Any) -> str:
+    return "".join(f"  {line}\n" if line else "\n" for line in _yaml({key: value}).splitlines())
 
 
 def _yaml(data: Any) -> str:

@@ -223,3 +223,22 @@ def test_an_averaged_study_trains_each_trial_as_one_pack(tmp_path: Path) -> None
         OmegaConf.to_container(alone.best_params)
     )
     assert packed.best_value == alone.best_value
+
+
+def test_hydra_yaml_emitted_in_parts_loads_as_the_whole_node() -> None:
+    import yaml
+
+    from seedhp.sweep.packing import Group, _hydra_yaml, _yaml
+
+    node = {
+        "run": {"dir": "outputs/x"},
+        "job": {"num": 3, "override_dirname": "a=1,seed=3", "config": {"x": [1, 2]}},
+        "help": {"template": "multi\n\nline: text\n" + "long " * 40},
+        "overrides": {"task": ["seed=3", "a=1"]},
+        "runtime": {"output_dir": "/tmp/x/3", "choices": {"model": "mlp"}},
+        "mode": None,
+    }
+    group = Group(None, {}, node, [])  # type: ignore[arg-type]
+    text = _hydra_yaml(group, node)
+    assert yaml.safe_load(text) == yaml.safe_load(_yaml({"hydra": node})) == {"hydra": node}
+    assert set(group.hydra_text) == {"run", "help", "mode"}  # emitted once per group
