@@ -64,6 +64,17 @@ class Group:
     hydra: dict[str, Any]  # Hydra's node, unresolved (.hydra/hydra.yaml)
     jobs: list[Job]
     hydra_text: dict[str, str] = field(default_factory=dict)  # its parts' YAML, emitted once
+    resolved: dict[str, Any] = field(default_factory=dict)  # what every seed shares, resolved
+
+    def sweep_dir(self) -> str:
+        if "sweep_dir" not in self.resolved:
+            self.resolved["sweep_dir"] = os.path.abspath(str(self.cfg.hydra.sweep.dir))
+        return str(self.resolved["sweep_dir"])
+
+    def choices(self) -> tuple[tuple[str, str], ...]:
+        if "choices" not in self.resolved:
+            self.resolved["choices"] = named_choices(self.cfg.hydra.runtime.choices, self.cfg)
+        return tuple(self.resolved["choices"])
 
     @classmethod
     def of(cls, cfg: DictConfig) -> Group:
@@ -350,13 +361,7 @@ def _set_job(cfg: DictConfig, job: Job, output_dir: str) -> None:
 def _job_dir(group: Group, job: Job) -> JobInfo:
     """The job's own directory, with Hydra's .hydra/{config,hydra,overrides}.yaml written from
     plain dicts (the C YAML emitter: a few ms, where OmegaConf.save took tens)."""
-    cfg = group.cfg
-    with read_write(cfg), open_dict(cfg), read_write(cfg.hydra), open_dict(cfg.hydra):
-        cfg.hydra.job.num = job.num  # what hydra.sweep.subdir (${hydra.job.num}) reads
-        cfg.hydra.job.id = job.num
-        cfg.seed = job.seed
-    sub = OmegaConf.select(cfg, "hydra.sweep.subdir")
-    out = os.path.abspath(Path(str(cfg.hydra.sweep.dir)) / str(sub))
+    out = os.path.join(group.sweep_dir(), _subdir(group, job))
     task, hydra = _job_containers(group, job, out)
     hydra_dir = Path(out) / str(group.hydra.get("output_subdir") or ".hydra")
     hydra_dir.mkdir(parents=True, exist_ok=True)
@@ -364,11 +369,21 @@ def _job_dir(group: Group, job: Job) -> JobInfo:
     (hydra_dir / "hydra.yaml").write_text(_hydra_yaml(group, hydra))
     (hydra_dir / "overrides.yaml").write_text(_yaml(list(job.overrides)))
     return JobInfo(
-        multirun=True,
-        output_dir=out,
-        choices=named_choices(cfg.hydra.runtime.choices, cfg),
-        overrides=tuple(job.overrides),
+        multirun=True, output_dir=out, choices=group.choices(), overrides=tuple(job.overrides)
     )
+
+
+def _subdir(group: Group, job: Job) -> str:
+    """hydra.sweep.subdir for the job: its number (Hydra's default), else resolved with the
+    job's number in place."""
+    if group.hydra["sweep"]["subdir"] == "${hydra.job.num}":
+        return str(job.num)
+    cfg = group.cfg
+    with read_write(cfg), open_dict(cfg), read_write(cfg.hydra), open_dict(cfg.hydra):
+        cfg.hydra.job.num = job.num
+        cfg.hydra.job.id = job.num
+        cfg.seed = job.seed
+    return str(OmegaConf.select(cfg, "hydra.sweep.subdir"))
 
 
 PER_JOB = ("job", "overrides", "runtime")  # the parts of Hydra's node that differ per seed
