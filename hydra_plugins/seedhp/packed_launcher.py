@@ -19,6 +19,7 @@ from hydra_plugins.seedhp.seedhp_launcher import SeedhpLauncher
 class PackedLauncherConf:
     _target_: str = "hydra_plugins.seedhp.packed_launcher.PackedLauncher"
     pack_size: Any = "auto"  # seeds per pack: an int, or auto (the largest that fits; 32 on CPU)
+    progress: bool = True  # a bar on a terminal, else a line per pack epoch (stderr)
 
 
 ConfigStore.instance().store(
@@ -30,9 +31,10 @@ class PackedLauncher(SeedhpLauncher):
     """seedhp's launcher (setup, launch_with the sweeper's hooks, one Composer across launches)
     training packs instead of one job at a time."""
 
-    def __init__(self, pack_size: Any = "auto") -> None:
+    def __init__(self, pack_size: Any = "auto", progress: bool = True) -> None:
         super().__init__()
         self.pack_size = pack_size
+        self.progress = progress
         self.packer: Any = None  # seedhp.packing.Packer: pack sizes that fitted, per configuration
 
     def launch(
@@ -62,4 +64,5 @@ class PackedLauncher(SeedhpLauncher):
             self.packer,
             self.composer,
             hooks,
+            progress=self.progress,
         )

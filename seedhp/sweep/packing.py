@@ -113,6 +113,7 @@ def launch_packed(
     composer: Composer | None = None,
     hooks: Hooks | None = None,
     job_numbers: Sequence[int] | None = None,
+    progress: bool = True,
 ) -> list[JobReturn]:
     """Train the jobs pack by pack; returns their JobReturns in job order. `hooks.on_job_end(i,
     ret)` hears every seed of a finished pack; once it returns False no further pack is started;
@@ -134,19 +135,20 @@ def launch_packed(
     n = len(job_overrides)
     on_job_end, on_epoch = (hooks.on_job_end, hooks.on_epoch) if hooks else (None, None)
     # a sweep's seeds: a bar (or a line per pack epoch); a study's trials say their own progress
-    progress = Progress(n) if hooks is None and n > 1 else None
+    shows = progress and hooks is None and n > 1
+    display = Progress(n) if shows else None
     returns: dict[int, JobReturn] = {}
     go_on = True
     for key, group in groups.items():
         start, jobs = 0, group.jobs
         while go_on and start < len(jobs):
             pack = jobs[start : start + packer.size(key)]
-            shown = _shown_to(progress, len(pack))
+            shown = _shown_to(display, len(pack))
             trained = _train_fitting(
                 hydra_context, task_function, group, pack, key, packer, on_epoch, shown
             )
-            if progress is not None:
-                progress.finished(len(trained))
+            if display is not None:
+                display.finished(len(trained))
             for job, ret, k in trained:
                 returns[job.idx] = ret
                 log.info(
@@ -161,8 +163,8 @@ def launch_packed(
                 if on_job_end is not None and not on_job_end(job.idx, ret):
                     go_on = False  # the pack's other seeds trained already: hear them all
             start += len(pack)
-    if progress is not None:
-        progress.close()
+    if display is not None:
+        display.close()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     return [returns[i] for i in sorted(returns)]
 

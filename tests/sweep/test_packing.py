@@ -62,7 +62,7 @@ def values(returns: Sequence[JobReturn]) -> list[float]:
     return [float(r.return_value) for r in returns]
 
 
-def test_every_seed_gets_its_own_job_dir_return_and_run(launch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_every_seed_gets_its_own_job_dir_return_and_run(launch, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     # two configurations, interleaved as a sweeper might hand them over
     jobs = [
         j
@@ -79,7 +79,17 @@ def test_every_seed_gets_its_own_job_dir_return_and_run(launch, tmp_path: Path) 
     for i, d in enumerate(job_dirs):
         assert OmegaConf.load(d / ".hydra" / "overrides.yaml")[1:] == jobs[i]
         assert OmegaConf.load(d / ".hydra" / "config.yaml").seed == SEEDS[i // 2]
+        hydra = OmegaConf.load(d / ".hydra" / "hydra.yaml").hydra
+        assert hydra.job.num == i and list(hydra.overrides.task)[1:] == jobs[i]
+        assert hydra.runtime.output_dir == str(d.resolve())
         assert "trained in a pack of 5" in (d / "seedhp.log").read_text()
+        # the JobReturn's configs, built when read, are the job's own
+        assert returns[i].cfg.seed == SEEDS[i // 2] and "hydra" not in returns[i].cfg
+        assert returns[i].hydra_cfg.hydra.job.num == i
+    # stderr is no terminal here: one plain progress line per pack epoch
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("seedhp: ")]
+    assert len(lines) == 2 * 2 and "pack of 5: epoch 2/2, 5 alive" in lines[1]
+    assert lines[-1].startswith("seedhp: 5/10 seeds")
 
     runs = all_runs(tmp_path / "packed")
     assert len(runs) == 10
