@@ -29,6 +29,19 @@ NAMES = {
 }
 
 
+def contrast_parent(tracker: Tracker, name: str, tags: Mapping[str, str]) -> str:
+    """A contrast's MLflow parent run (`seedhp.kind=contrast`), found again by its name when
+    the same contrast is asked for again, else created with `tags`."""
+    mine = f"tags.`seedhp.kind` = 'contrast' and tags.`seedhp.contrast` = '{name}'"
+    found = sorted(tracker.search(mine), key=lambda r: (r.info.start_time, r.info.run_id))
+    if found:
+        tracker.reopen(found[0].info.run_id)
+        return str(found[0].info.run_id)
+    return tracker.start_run(
+        f"contrast {name}", {"seedhp.kind": "contrast", "seedhp.contrast": name, **tags}
+    )
+
+
 def write_contrast(
     tracker: Tracker,
     parent: str,

@@ -22,7 +22,7 @@ from seedhp.job import record
 from seedhp.job.tracking import Tracker
 from seedhp.job.urls import redact
 from seedhp.report.collect import collect, study_parent
-from seedhp.report.strategies import write_contrast
+from seedhp.report.strategies import contrast_parent, write_contrast
 from seedhp.stats import strategies as numbers
 from seedhp.stats.contrast import FRESH_ROLES, SeedRun, best_trials, fresh_seeds
 from seedhp.stats.summary import maximize as maximizes
@@ -98,7 +98,7 @@ def contrast_studies(
         )
     name = "studies " + ", ".join(names)
     key = hashlib.sha256(name.encode()).hexdigest()[:10]
-    parent = _parent(tracker, name, storage)
+    parent = contrast_parent(tracker, name, {"seedhp.storage": redact(storage)})
     meta = {
         "name": name,
         "parent_run_id": parent,
@@ -171,16 +171,3 @@ def _strategy_labels(winners: Sequence[StudyWinner]) -> dict[str, str]:
         w.study: w.strategy if counts[w.strategy] == 1 else f"{w.strategy} {w.study}"
         for w in winners
     }
-
-
-def _parent(tracker: Tracker, name: str, storage: str) -> str:
-    """The contrast's MLflow parent run: found again when the same studies are contrasted."""
-    mine = f"tags.`seedhp.kind` = 'contrast' and tags.`seedhp.contrast` = '{name}'"
-    found = sorted(tracker.search(mine), key=lambda r: (r.info.start_time, r.info.run_id))
-    if found:
-        tracker.reopen(found[0].info.run_id)
-        return str(found[0].info.run_id)
-    return tracker.start_run(
-        f"contrast {name}",
-        {record.KIND: "contrast", "seedhp.contrast": name, "seedhp.storage": redact(storage)},
-    )

@@ -44,7 +44,7 @@ from seedhp.sweep.space import SearchSpace, merge, parse_space
 from seedhp.sweep.study import check_space, run_trials, start_study
 from seedhp.sweep.study_record import finish, winner_seed_key
 from seedhp.sweep.study_settings import STRATEGIES, StudySettings, study_settings
-from seedhp.sweep.study_storage import FINISHED
+from seedhp.sweep.study_storage import FINISHED, open_study
 from seedhp.sweep.tracked import RunContext, Target
 
 if TYPE_CHECKING:
@@ -111,6 +111,7 @@ def strategies_sweep(
             for r in range(s.replicates)
             for strategy in s.strategies
         }
+        open_study(studies[(0, s.strategies[0])])  # an unreachable storage: one line, now
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(config, sweep_dir / "multirun.yaml")
@@ -280,16 +281,12 @@ def _study_settings(
 
 def _contrast_parent(tracker: Tracker, s: ContrastSettings, command: str) -> str:
     """The contrast's MLflow parent run: found again by name when the command is re-run."""
-    mine = f"tags.`seedhp.kind` = 'contrast' and tags.`seedhp.contrast` = '{s.name}'"
-    found = sorted(tracker.search(mine), key=lambda r: (r.info.start_time, r.info.run_id))
-    if found:
-        tracker.reopen(found[0].info.run_id)
-        return str(found[0].info.run_id)
-    return tracker.start_run(
-        f"contrast {s.name}",
+    from seedhp.report.strategies import contrast_parent
+
+    return contrast_parent(
+        tracker,
+        s.name,
         {
-            record.KIND: "contrast",
-            "seedhp.contrast": s.name,
             "seedhp.storage": redact(s.storage),
             "seedhp.command": command,
             "seedhp.replicates": str(s.replicates),

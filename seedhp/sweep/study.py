@@ -113,9 +113,10 @@ def optuna_sweep(
         job_settings, job_seed = check_space(hydra_context, config, space, app)
         settings = study_settings(sweeper, space, job_settings, job_seed)
     sweep_dir = Path(str(config.hydra.sweep.dir))
+    # the storage and the MLflow store are reached before anything is written
+    ctx = start_study(hydra_context, config, launcher, app, settings, job_settings, sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(config, sweep_dir / "multirun.yaml")
-    ctx = start_study(hydra_context, config, launcher, app, settings, job_settings, sweep_dir)
     ctx.tracker.reap()
     status, last = "FAILED", False
     try:
