@@ -12,8 +12,9 @@ files, each opened once, in this order (conf/config.yaml picks the sweeper and t
    the jobs to
 5. seedhp/sweep/packing.py: compose each job's config, group the seeds of a configuration into
    packs, write their job directories, and call
-6. seedhp/job/run.py: `run_pack`: each seed's settings and seed streams, its MLflow run
-   (`_start_run`: tags, params, config.yaml), the training, and the run's end (`_finish_run`).
+6. seedhp/job/run.py: `train_pack`: each seed's settings and seed streams, its MLflow run
+   (`_start`: name, tags, params, config.yaml; created with the pack's), the training, and the
+   run's end (`_finish`: final scores and status; closed with the pack's).
 
 Below those, for detail: seedhp/train/loop.py (how a pack trains), seedhp/job/record.py (the
 MLflow tag names and the one reader), seedhp/job/tracking.py (the MLflow client calls).

@@ -1,8 +1,9 @@
 """The task behind `python -m seedhp`: composed configs in, one MLflow seed-run per seed out.
 
-`run_pack` reads top to bottom: check each config, derive each seed's streams, start each
-seed's MLflow run (`_start_run`), train the pack (seedhp.train.loop), finish each run
-(`_finish_run`); a plain `python -m seedhp` run is a pack of one (`run`).
+`train_pack` reads top to bottom: check the configuration, derive each seed's settings and
+streams, start each seed's MLflow run (`_start`; the pack's in one go), train the pack
+(seedhp.train.loop), finish each run (`_finish`; the pack's in one go); a plain
+`python -m seedhp` run is a pack of one (`run`).
 
 This module is the edge where Hydra's DictConfig becomes plain typed values (seedhp.job.settings)
 and instantiated objects (model factory, optimizer factory, data source); below it nothing sees
