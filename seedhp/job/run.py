@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from seedhp.errors import ConfigError, exit_on_config_error  # noqa: F401 (re-exported)
 from seedhp.job import record
@@ -252,7 +252,7 @@ def seed_containers(cfg: DictConfig, seeds: Sequence[int]) -> list[dict[str, Any
     `${seed}`): then resolved per seed. `cfg` keeps its own seed."""
     own = cfg.get("seed")
     try:
-        with open_dict(cfg):
+        with read_write(cfg), open_dict(cfg):
             cfg.seed = seeds[0]
             base = _container(cfg)
             cfg.seed = seeds[0] + 1
@@ -265,7 +265,7 @@ def seed_containers(cfg: DictConfig, seeds: Sequence[int]) -> list[dict[str, Any
                 out.append(_container(cfg))
             return out
     finally:
-        with open_dict(cfg):
+        with read_write(cfg), open_dict(cfg):
             cfg.seed = own
 
 
