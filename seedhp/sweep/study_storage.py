@@ -178,6 +178,10 @@ def fail_stale_trials(ctx: StudyContext) -> None:
             tell(study, t.number, state=TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another process sharing the study failed it first, and queued it again
+        except ValueError as err:  # the same race, seen by Optuna's own state check first
+            if "Cannot tell a" not in str(err):
+                raise
+            continue
         log.info("trial %d %s: marked failed", t.number, why)
         _retry_lost(ctx, t.number)
 
