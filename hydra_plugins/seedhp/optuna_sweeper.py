@@ -104,11 +104,15 @@ class OptunaSweeper(Sweeper):
     def sweep(self, arguments: List[str]) -> Any:
         from seedhp.sweep.study import optuna_sweep
 
+        return self.run(optuna_sweep, arguments)
+
+    def run(self, work: Any, arguments: List[str]) -> Any:
+        """Hand the sweep to `work` (seedhp.sweep.*) with the settings as plain values."""
         assert self.config is not None and self.hydra_context is not None and self.launcher
         settings = {
             k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
             for k, v in self.settings.items()
         }
-        return optuna_sweep(
+        return work(
             self.hydra_context, self.config, self.launcher, settings, list(arguments), self.app
         )

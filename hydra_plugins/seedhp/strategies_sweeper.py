@@ -14,13 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from hydra.core.plugins import Plugins
-from hydra.plugins.launcher import Launcher
-from hydra.plugins.sweeper import Sweeper
-from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.seedhp.optuna_sweeper import PrunerConf, SamplerConf
+from hydra_plugins.seedhp.optuna_sweeper import OptunaSweeper, PrunerConf, SamplerConf
 
 
 @dataclass
@@ -50,33 +45,10 @@ ConfigStore.instance().store(
 )
 
 
-class StrategiesSweeper(Sweeper):
-    def __init__(self, **settings: Any) -> None:
-        self.settings = settings
-        self.config: Optional[DictConfig] = None
-        self.hydra_context: Optional[HydraContext] = None
-        self.launcher: Optional[Launcher] = None
-        self.app: Any = None  # seedhp.sweep.app.App
-
-    def setup(
-        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
-    ) -> None:
-        from seedhp.sweep.app import prepare
-
-        self.config, self.hydra_context = config, hydra_context
-        self.app = prepare(task_function, config, {})
-        self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=self.app.task, config=config
-        )
+class StrategiesSweeper(OptunaSweeper):
+    """The Optuna sweeper's set-up (the app, its launcher); the contrast's own sweep."""
 
     def sweep(self, arguments: List[str]) -> Any:
         from seedhp.sweep.strategies import strategies_sweep
 
-        assert self.config is not None and self.hydra_context is not None and self.launcher
-        settings = {
-            k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
-            for k, v in self.settings.items()
-        }
-        return strategies_sweep(
-            self.hydra_context, self.config, self.launcher, settings, list(arguments), self.app
-        )
+        return self.run(strategies_sweep, arguments)
