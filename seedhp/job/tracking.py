@@ -269,8 +269,14 @@ class Tracker:
         return reaped
 
     def children(self, parent_id: str) -> list[Run]:
-        """Every run nested under `parent_id`, all pages."""
-        return self.search(f"tags.`{PARENT_TAG}` = '{parent_id}'")
+        """Every active run nested under `parent_id`, in search_runs' order (newest first): on
+        a SQL store read in three queries without the ORM (what search_runs returns, but for
+        the runs' dataset inputs and model outputs, which seedhp never logs), elsewhere through
+        search_runs."""
+        store = self._sql_store()
+        if store is None:
+            return self.search(f"tags.`{PARENT_TAG}` = '{parent_id}'")
+        return _children_in_one_session(store, self.experiment_id, parent_id)
 
     def search(self, filter_string: str) -> list[Run]:
         """Every run of the experiment that matches an MLflow filter string, all pages."""
@@ -449,7 +455,7 @@ def _finish_in_one_transaction(store: Any, items: Sequence[Finish]) -> None:
         SqlRun,
         SqlTag,
     )
-    from sqlalchemy import and_, insert, select, update
+    from sqlalchemy import bindparam, insert, select, update
 
     ids = [f.run_id for f in items]
     end = int(time.time() * 1000)
@@ -518,30 +524,115 @@ def _finish_in_one_transaction(store: Any, items: Sequence[Finish]) -> None:
             for k, v in (f.tags or {}).items():
                 row = {"run_uuid": f.run_id, "key": k, "value": str(v)[:8000]}
                 (tag_updates if (f.run_id, k) in tagged else tags).append(row)
-        for table, rows in ((SqlParam, params), (SqlMetric, metrics), (SqlTag, tags)):
+        news = [row for key, row in newest.items() if key not in latest]
+        olds = [_renamed(row, "b_") for key, row in newest.items() if key in latest]
+        for model, rows in (
+            (SqlParam, params),
+            (SqlMetric, metrics),
+            (SqlTag, tags),
+            (SqlLatestMetric, news),
+        ):
             if rows:
-                session.execute(insert(table), rows)
-        for (run_id, key), row in newest.items():
-            if (run_id, key) in latest:
-                session.execute(
-                    update(SqlLatestMetric)
-                    .where(and_(SqlLatestMetric.run_uuid == run_id, SqlLatestMetric.key == key))
-                    .values(**{c: row[c] for c in ("value", "timestamp", "step", "is_nan")})
-                )
-            else:
-                session.execute(insert(SqlLatestMetric), [row])
-        for row in tag_updates:
+                session.execute(insert(model.__table__), rows)
+        latest_t, tag_t, run_t = SqlLatestMetric.__table__, SqlTag.__table__, SqlRun.__table__
+        if olds:
             session.execute(
-                update(SqlTag)
-                .where(and_(SqlTag.run_uuid == row["run_uuid"], SqlTag.key == row["key"]))
-                .values(value=row["value"])
+                update(latest_t)
+                .where(latest_t.c.run_uuid == bindparam("b_run_uuid"))
+                .where(latest_t.c.key == bindparam("b_key"))
+                .values(
+                    {c: bindparam(f"b_{c}") for c in ("value", "timestamp", "step", "is_nan")}
+                ),
+                olds,
             )
-        for f in items:
+        if tag_updates:
             session.execute(
-                update(SqlRun)
-                .where(SqlRun.run_uuid == f.run_id)
-                .values(status=f.status, end_time=end)
+                update(tag_t)
+                .where(tag_t.c.run_uuid == bindparam("b_run_uuid"))
+                .where(tag_t.c.key == bindparam("b_key"))
+                .values(value=bindparam("b_value")),
+                [_renamed(row, "b_") for row in tag_updates],
             )
+        session.execute(
+            update(run_t)
+            .where(run_t.c.run_uuid == bindparam("b_run_uuid"))
+            .values(status=bindparam("b_status"), end_time=end),
+            [{"b_run_uuid": f.run_id, "b_status": f.status} for f in items],
+        )
+
+
+def _renamed(row: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """A row's values under bind names that differ from its columns' (SQLAlchemy reserves a
+    column's own name in an UPDATE's SET for the new value)."""
+    return {prefix + k: v for k, v in row.items()}
+
+
+def _children_in_one_session(store: Any, experiment_id: str, parent_id: str) -> list[Run]:
+    """Tracker.children on MLflow's SqlAlchemyStore: the runs, their tags, latest metrics and
+    params, as the Run entities search_runs builds from the same rows."""
+    from mlflow.entities import Metric, Param, RunData, RunInfo, RunTag
+    from mlflow.entities import Run as MlflowRun
+    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlRun, SqlTag
+    from sqlalchemy import select
+
+    run_t, tag_t = SqlRun.__table__, SqlTag.__table__
+    latest_t, param_t = SqlLatestMetric.__table__, SqlParam.__table__
+    mine = (
+        select(tag_t.c.run_uuid)
+        .join(run_t, run_t.c.run_uuid == tag_t.c.run_uuid)
+        .where(
+            tag_t.c.key == PARENT_TAG,
+            tag_t.c.value == parent_id,
+            run_t.c.experiment_id == int(experiment_id),
+            run_t.c.lifecycle_stage == "active",
+        )
+    )
+    tags: dict[str, list[RunTag]] = {}
+    metrics: dict[str, list[Metric]] = {}
+    params: dict[str, list[Param]] = {}
+    with store.ManagedSessionMaker() as session:
+        runs = session.execute(
+            select(run_t)
+            .where(run_t.c.run_uuid.in_(mine))
+            .order_by(run_t.c.start_time.desc(), run_t.c.run_uuid)
+        ).all()
+        query: Any = select(tag_t.c.run_uuid, tag_t.c.key, tag_t.c.value)
+        for run_id, key, value in session.execute(query.where(tag_t.c.run_uuid.in_(mine))):
+            tags.setdefault(run_id, []).append(RunTag(key, value))
+        query = select(
+            latest_t.c.run_uuid,
+            latest_t.c.key,
+            latest_t.c.value,
+            latest_t.c.timestamp,
+            latest_t.c.step,
+            latest_t.c.is_nan,
+        ).where(latest_t.c.run_uuid.in_(mine))
+        for run_id, key, value, timestamp, step, is_nan in session.execute(query):
+            v = float("nan") if is_nan else value
+            metrics.setdefault(run_id, []).append(Metric(key, v, timestamp, step))
+        query = select(param_t.c.run_uuid, param_t.c.key, param_t.c.value)
+        for run_id, key, value in session.execute(query.where(param_t.c.run_uuid.in_(mine))):
+            params.setdefault(run_id, []).append(Param(key, value))
+    out = []
+    for r in runs:
+        own = tags.get(r.run_uuid, [])
+        name = r.name or next((t.value for t in own if t.key == "mlflow.runName"), None)
+        info = RunInfo(
+            run_id=r.run_uuid,
+            run_name=name,
+            experiment_id=str(r.experiment_id),
+            user_id=r.user_id,
+            status=r.status,
+            start_time=r.start_time,
+            end_time=r.end_time,
+            lifecycle_stage=r.lifecycle_stage,
+            artifact_uri=r.artifact_uri,
+        )
+        data = RunData(
+            metrics=metrics.get(r.run_uuid, []), params=params.get(r.run_uuid, []), tags=own
+        )
+        out.append(MlflowRun(info, data))
+    return out
 
 
 def _create_in_one_transaction(
@@ -589,6 +680,6 @@ def _create_in_one_transaction(
         tags += [{"run_uuid": run_id, "key": k, "value": str(v)[:8000]} for k, v in mine.items()]
         made.append((run_id, artifact_uri))
     with store.ManagedSessionMaker(read_only=False) as session:
-        session.execute(insert(SqlRun), runs)
-        session.execute(insert(SqlTag), tags)
+        session.execute(insert(SqlRun.__table__), runs)
+        session.execute(insert(SqlTag.__table__), tags)
     return made

@@ -165,3 +165,40 @@ def test_creating_many_runs_at_once_writes_what_create_run_writes(tmp_path: Path
     tracker.log_text(bulk[1], "seed: 1\n", "config.yaml")
     got = tracker.client.download_artifacts(bulk[1], "config.yaml", str(tmp_path))
     assert Path(got).read_text() == "seed: 1\n"
+
+
+def test_reading_a_parents_runs_gives_what_search_runs_gives(tmp_path: Path) -> None:
+    """children() reads the SQL tables itself: the same runs in the same order, each with the
+    same info, latest metrics (NaN too), params and tags as MLflow's search_runs; deleted runs,
+    another parent's and another experiment's are left out."""
+    from seedhp.job.tracking import PARENT_TAG, Finish, Start, metric
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracker, other = Tracker(uri, "seedhp"), Tracker(uri, "elsewhere")
+    parent, stranger = tracker.start_run("parent", {}), tracker.start_run("stranger", {})
+    ids = tracker.start_many([Start(f"s{i}", {"seed": str(i)}, parent) for i in range(4)])
+    tracker.start_many([Start("not mine", {}, stranger), Start("nor this", {}, stranger)])
+    other.start_run("far", {}, parent_id=parent)
+    tracker.finish_many(
+        [
+            Finish(
+                run_id,
+                "FINISHED",
+                [metric("val_acc", 0.5 + i / 10, 1, 1000), metric("loss", float("nan"), 1, 1000)],
+                {"optimizer.lr": "0.1", "seed": str(i)},
+                {"seedhp.status": "finished"},
+            )
+            for i, run_id in enumerate(ids[:3])
+        ]
+    )
+    tracker.delete_run(ids[3])
+
+    def seen(runs: list) -> list[str]:  # type: ignore[type-arg]
+        return [
+            json.dumps([dict(r.info), r.data.metrics, r.data.params, r.data.tags], sort_keys=True)
+            for r in runs
+        ]
+
+    mlflows = tracker.search(f"tags.`{PARENT_TAG}` = '{parent}'")
+    assert seen(tracker.children(parent)) == seen(mlflows)
+    assert {r.info.run_id for r in mlflows} == set(ids[:3])
