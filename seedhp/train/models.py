@@ -18,6 +18,9 @@ from torch import Tensor, nn
 
 from seedhp.errors import ConfigError
 
+# check_model runs a model with more parameter and buffer bytes than this on the meta device
+META_CHECK_BYTES = 64 * 2**20
+
 
 class Residual(nn.Module):
     """x + body(x)."""
@@ -290,16 +293,23 @@ class ModelFactory:
 
 
 def check_model(factory: ModelFactory, shape: Sequence[int], num_classes: int) -> None:
-    """Build the model and run a batch of 2 zero examples through it in eval mode (on the meta
-    device, where nothing is allocated; on the CPU where an op has no meta kernel): it must
-    give logits of shape (2, num_classes). Raises ConfigError otherwise."""
+    """Build the model and run a batch of 2 zero examples through it in eval mode: it must
+    give logits of shape (2, num_classes). Raises ConfigError otherwise. A model of more than
+    META_CHECK_BYTES of parameters and buffers runs on the meta device, where nothing is
+    allocated; a smaller one (or one with an op that has no meta kernel) on the CPU, which for
+    a small model is faster than the meta device's first call (about 1 s of setup)."""
     batch = (2, *shape)
+    out: object = None
     try:
         with torch.device("meta"):
-            out = factory(shape, num_classes).eval()(torch.zeros(batch))
+            model = factory(shape, num_classes).eval()
+            if _nbytes(model) > META_CHECK_BYTES:
+                out = model(torch.zeros(batch))
     except ConfigError:
         raise
     except Exception:  # an op without a meta kernel, or a real error: try for real
+        out = None
+    if out is None:
         try:
             with torch.no_grad():
                 out = factory(shape, num_classes).eval()(torch.zeros(batch))
@@ -319,6 +329,11 @@ def check_model(factory: ModelFactory, shape: Sequence[int], num_classes: int) -
             f"returns {got} for a batch of shape {batch}; expected logits of shape "
             f"(2, {num_classes}): one score per class",
         )
+
+
+def _nbytes(model: nn.Module) -> int:
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def _said(err: BaseException) -> str:

@@ -73,3 +73,35 @@ def test_image_models_refuse_flat_data(outputs: Path) -> None:
     cfg = compose_config(["model=cnn", "data=synthetic", "data.source.shape=[12]"], outputs)
     with pytest.raises(ConfigError, match="needs image data"):
         check(cfg)
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_a_model_is_checked_for_real_when_small_and_on_the_meta_device_when_big(
+    big: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model over META_CHECK_BYTES is run on the meta device only (nothing allocated); a
+    smaller one on the CPU. Either way logits of the wrong shape are refused in one line."""
+    import torch
+    from torch import nn
+
+    from seedhp.train import models
+
+    monkeypatch.setattr(models, "META_CHECK_BYTES", 0 if big else 64 * 2**20)
+    devices: list[str] = []
+
+    def build(shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        layer = nn.Linear(math.prod(shape), num_classes + 1)  # one logit too many
+        devices.append(layer.weight.device.type)
+        return nn.Sequential(nn.Flatten(), layer)
+
+    with pytest.raises(
+        ConfigError, match=r"returns \(2, 11\).*expected logits of shape \(2, 10\)"
+    ):
+        models.check_model(models.ModelFactory(build, "my.Model"), (1, 8, 8), 10)
+    assert devices == (["meta"] if big else ["meta", "cpu"])
+
+    def fits(shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        return nn.Flatten()  # (2, 1, 2, 5) -> (2, 10): no parameters, right shape
+
+    models.check_model(models.ModelFactory(fits, "ok"), (1, 2, 5), 10)
+    assert torch.zeros(1).device.type == "cpu"  # the meta device is not left set
