@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from seedhp.errors import ConfigError, exit_on_config_error  # noqa: F401 (re-exported)
@@ -36,6 +35,7 @@ from seedhp.job.identity import configuration_overrides
 from seedhp.job.settings import Settings, check_seed, flatten, parse, resolve_device
 from seedhp.job.tracking import Finish, Start, Tracker, metric
 from seedhp.job.urls import redact
+from seedhp.job.yaml_text import Entries
 from seedhp.train.data import Source, Splits, check_augment, from_parts, split
 from seedhp.train.loop import SeedResult, objective_value, train
 from seedhp.train.models import ModelFactory, check_model
@@ -43,7 +43,6 @@ from seedhp.train.probe import Choice, choose_engine
 from seedhp.train.seeds import SeedStreams, derive_seeds
 
 log = logging.getLogger("seedhp")
-_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 FLUSH_SECONDS = 30.0  # a long run's curves reach MLflow at least this often
 
 
@@ -216,8 +215,9 @@ def train_pack(
     tracker = Tracker(first.tracking.uri, first.tracking.experiment)
     records: list[_RunLog] = []
     try:
+        texts = Entries()  # the seeds' config.yaml artifacts share all but the seed's line
         starts = [
-            _start(c, s, st, info, data, len(seeds))
+            _start(c, s, st, info, data, len(seeds), texts)
             for c, s, st, info in zip(containers, settings, streams, infos, strict=True)
         ]
         run_ids = tracker.start_many([start for start, _, _ in starts])
@@ -467,6 +467,7 @@ def _start(
     info: JobInfo,
     data: Splits,
     pack_size: int,
+    texts: Entries,
 ) -> tuple[Start, dict[str, str], str]:
     """The run to create with its identifying tags, the params to send with its first batch
     of metrics, and its resolved config (the config.yaml artifact)."""
@@ -509,7 +510,7 @@ def _start(
         f"{_short(picked.get('model', 'model'))}/{_short(picked.get('data', 'data'))}",
         None if trial is None else int(trial),
     )
-    config = yaml.dump(container, Dumper=_Dumper, sort_keys=False)
+    config = texts.dump(container)
     return Start(name, tags, settings.tracking.parent_run_id), params, config
 
 

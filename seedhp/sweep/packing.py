@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, setup_globals
 from hydra.types import HydraContext, TaskFunction
@@ -30,13 +29,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from seedhp.job.hooks import Hooks, Reporter
 from seedhp.job.identity import without_seed
 from seedhp.job.run import JobInfo, PackFailed, PackOutOfMemory, named_choices, train_pack
+from seedhp.job.yaml_text import Entries, dump
 from seedhp.sweep.launch import Composer, _outcome, _shown
 from seedhp.sweep.progress import Progress
 
 PackEpoch = Callable[[int, int, int], None]  # (epoch, epochs, seeds alive)
 
 log = logging.getLogger("seedhp")
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 CPU_PACK = 32  # `auto` on CPU: the digits MLP is fastest per seed from about 32 (benchmarks/)
 GPU_PACK = 256  # `auto` on CUDA: the first try; halved until it fits, then remembered
 
@@ -64,6 +63,7 @@ class Group:
     hydra: dict[str, Any]  # Hydra's node, unresolved (.hydra/hydra.yaml)
     jobs: list[Job]
     hydra_text: dict[str, str] = field(default_factory=dict)  # its parts' YAML, emitted once
+    task_text: Entries = field(default_factory=lambda: Entries(allow_unicode=True))
     resolved: dict[str, Any] = field(default_factory=dict)  # what every seed shares, resolved
 
     def sweep_dir(self) -> str:
@@ -367,7 +367,7 @@ def _job_dir(group: Group, job: Job) -> JobInfo:
     task, hydra = _job_containers(group, job, out)
     hydra_dir = Path(out) / str(group.hydra.get("output_subdir") or ".hydra")
     hydra_dir.mkdir(parents=True, exist_ok=True)
-    (hydra_dir / "config.yaml").write_text(_yaml(task))
+    (hydra_dir / "config.yaml").write_text(group.task_text.dump(task))
     (hydra_dir / "hydra.yaml").write_text(_hydra_yaml(group, hydra))
     (hydra_dir / "overrides.yaml").write_text(_yaml(list(job.overrides)))
     return JobInfo(
@@ -407,9 +407,7 @@ def _part(key: str, value: Any) -> str:
 
 
 def _yaml(data: Any) -> str:
-    return yaml.dump(
-        data, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, default_flow_style=False
-    )
+    return dump(data, allow_unicode=True)
 
 
 def _note(cfg: DictConfig, output_dir: str, ret: JobReturn, seconds: float, k: int) -> None:
