@@ -30,6 +30,7 @@ import hydra
 from omegaconf import DictConfig
 
 from seedhp.errors import exit_on_config_error
+from seedhp.exits import run_then_exit
 from seedhp.job.run import run
 from seedhp.sweep.launch import job_info
 from seedhp.sweep.preflight import preflight
@@ -84,4 +85,4 @@ def entry(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, _interrupt)
-    entry()
+    run_then_exit(entry)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from seedhp.exits import run_then_exit
 from seedhp.report.console import main
 
 if __name__ == "__main__":
-    raise SystemExit(main(["report", *sys.argv[1:]]))
+    run_then_exit(lambda: main(["report", *sys.argv[1:]]))

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from seedhp.errors import ConfigError
+from seedhp.exits import run_then_exit
 from seedhp.job.identity import quote
 from seedhp.job.tracking import Tracker
 from seedhp.report import Options, build_report
@@ -217,5 +218,10 @@ def _rerun(tracker: Tracker, source: SeedRun, seeds: Sequence[int], reseed_of: s
         )
 
 
+def cli() -> None:
+    """The `seedhp` console script: main(), then a quick exit (seedhp.exits)."""
+    run_then_exit(main)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    cli()

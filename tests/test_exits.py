@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = """
+import atexit, logging, sys
+from seedhp.exits import run_then_exit
+logging.basicConfig(filename=sys.argv[2], level=logging.INFO)
+atexit.register(lambda: open(sys.argv[3], "w").write("clean-up ran"))
+def command():
+    print("buffered, no newline", end="")
+    logging.getLogger("x").info("logged")
+    {body}
+run_then_exit(command)
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "stderr"),
+    [
+        ("return 3", 3, ""),
+        ("return None", 0, ""),
+        ("raise SystemExit(2)", 2, ""),
+        ("raise SystemExit('seedhp: error: x=1: bad')", 1, "seedhp: error: x=1: bad"),
+        ("raise RuntimeError('boom')", 1, "RuntimeError: boom"),
+    ],
+)
+def test_a_command_ends_with_its_status_its_output_and_its_clean_ups(
+    body: str, status: int, stderr: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "cmd.py"
+    script.write_text(SCRIPT.replace("{body}", body))
+    log, marker = tmp_path / "log.txt", tmp_path / "marker.txt"
+    done = subprocess.run(
+        [sys.executable, str(script), "x", str(log), str(marker)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == status
+    assert done.stdout == "buffered, no newline"
+    assert stderr in done.stderr
+    assert "INFO:x:logged" in log.read_text()
+    assert marker.read_text() == "clean-up ran"
+
+
+def test_under_a_profiler_a_command_exits_the_usual_way(tmp_path: Path) -> None:
+    """cProfile writes its numbers after the program returns: they are written."""
+    script = tmp_path / "cmd.py"
+    script.write_text(SCRIPT.replace("{body}", "return 0"))
+    out = tmp_path / "prof.out"
+    done = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(out), str(script), "x", "log", "marker"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0 and out.stat().st_size > 0
