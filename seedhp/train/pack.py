@@ -70,6 +70,9 @@ def _bmm(a: Tensor, b: Tensor) -> Tensor:
     """
     if a.is_cuda:
         return torch.bmm(a, b)
+    if torch.is_autocast_enabled("cpu"):  # what autocast does to bmm, which it cannot see here
+        low = torch.get_autocast_dtype("cpu")
+        a, b = a.to(low), b.to(low)
     return _AlignedBmm.apply(a, b)
 
 

@@ -153,3 +153,23 @@ def test_sgd_scaled_vectors_gives_batch_norm_biases_their_own_rate() -> None:
     assert vectors["lr"] * vectors["weight_decay"] == pytest.approx(0.1 * 0.01)
     assert all(p.ndim == 2 for p in vectors["params"])  # (K, channels): the BN biases
     assert len(vectors["params"]) == 6 and all(p.requires_grad for p in weights["params"])
+
+
+def test_bf16_packs_on_the_cpu_compute_as_autocast_does_and_train_in_any_pack() -> None:
+    """Autocast cannot see into the aligned bmm: it casts as autocast casts bmm (to bf16), so
+    a bf16 CNN packs (its bf16 features meet fp32 weights there) and an MLP computes in bf16,
+    and a seed's loss is the same alone, in a pack of 2 and of 4."""
+    from seedhp.train.pack import _bmm
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert _bmm(torch.randn(2, 3, 4), torch.randn(2, 4, 5)).dtype == torch.bfloat16
+    data = split(load_synthetic([1, 8, 8], 4, 200, 40), 40, 0)
+    opt = functools.partial(torch.optim.SGD, lr=0.05, momentum=0.9)
+    seeds = [derive_seeds(s) for s in range(4)]
+    settings = TrainSettings(1, 32, precision="bf16")
+    for model in (functools.partial(CNN, widths=[4, 8]), functools.partial(MLP, hidden=[16])):
+        losses = [
+            train(model, opt, data, seeds[:k], settings, CPU)[0].history["train_loss"]
+            for k in (1, 2, 4)
+        ]
+        assert losses[0] == losses[1] == losses[2]
