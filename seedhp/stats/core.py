@@ -156,34 +156,22 @@ def expected_max(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Dodge et al. 2019's expected best validation score of n draws, for n = 1..N: with the
     N scores sorted, P(max = v_(i)) = F(v_(i)) - F(v_(i-1)) with F(v_(i)) = (i/N)^n (with
-    replacement) or C(i,n)/C(N,n) (without); returns (means, sds), both (N,)."""
+    replacement) or C(i,n)/C(N,n) (without, 0 where i < n); returns (means, sds), both (N,).
+    O(N^2): 10,000 scores take about a second."""
     v = np.sort(_array(x))
     N = len(v)
-    i = np.arange(1, N + 1)
+    log_share = np.log(np.arange(1, N + 1) / N)  # log(i/N)
+    log_fact = special.gammaln(np.arange(N + 1) + 1.0)  # log k! for k = 0..N
     means, sds = np.empty(N), np.empty(N)
     for n in range(1, N + 1):
         if replacement:
-            F = (i / N) ** n
-        else:  # C(i, n) / C(N, n) through log-gamma, 0 where i < n
-            with np.errstate(divide="ignore", invalid="ignore"):
-                log_c = (
-                    special.gammaln(i + 1) - special.gammaln(n + 1) - special.gammaln(i - n + 1)
-                )
-            F = np.where(
-                i >= n,
-                np.exp(
-                    log_c
-                    - (
-                        special.gammaln(N + 1)
-                        - special.gammaln(n + 1)
-                        - special.gammaln(N - n + 1)
-                    )
-                ),
-                0.0,
-            )
-        p = np.diff(np.concatenate([[0.0], F]))
-        means[n - 1] = float(np.sum(p * v))
-        sds[n - 1] = float(np.sqrt(np.sum(p * (v - means[n - 1]) ** 2)))
+            F, w = np.exp(n * log_share), v
+        else:  # C(i,n)/C(N,n) for i = n..N: log i! - log (i-n)! - log N! + log (N-n)!
+            F = np.exp(log_fact[n:] - log_fact[: N - n + 1] - log_fact[N] + log_fact[N - n])
+            w = v[n - 1 :]
+        p = np.diff(F, prepend=0.0)
+        means[n - 1] = mean = float(p @ w)
+        sds[n - 1] = math.sqrt(max(float(p @ (w - mean) ** 2), 0.0))
     return means, sds
 
 
