@@ -36,6 +36,9 @@ MODEL, DATA = "seedhp.model", "seedhp.data"
 PACK_SIZE = "seedhp.pack_size"
 PACK_ENGINE = "seedhp.pack_engine"
 PREDICTIONS = "seedhp.predictions"
+# the params seedhp reads back from its seed-runs (the report's objective and split sizes);
+# readers of many runs read only these (seedhp.job.tracking.Tracker.children)
+READ_PARAMS = ("train.objective", "split.n_val", "split.n_test")
 # which process, and is it alive
 OWNER = "seedhp.owner"  # host:pid:start of the process that created the run
 HEARTBEAT = "seedhp.heartbeat"  # unix seconds: its process was alive then

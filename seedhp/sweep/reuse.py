@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from seedhp.job.record import REUSED_BY
+from seedhp.job.record import READ_PARAMS, REUSED_BY
 from seedhp.job.tracking import Tracker
 
 if TYPE_CHECKING:
@@ -49,5 +49,6 @@ def reused_runs(tracker: Tracker, parent: str) -> list[Run]:
 
 
 def sweep_runs(tracker: Tracker, parent: str) -> list[Run]:
-    """A sweep's or study's seed-runs: its children and the runs it reuses."""
-    return tracker.children(parent) + reused_runs(tracker, parent)
+    """A sweep's or study's seed-runs: its children and the runs it reuses, with the params
+    seedhp reads back (record.READ_PARAMS; the reused ones with all theirs)."""
+    return tracker.children(parent, READ_PARAMS) + reused_runs(tracker, parent)

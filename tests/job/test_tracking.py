@@ -202,3 +202,6 @@ def test_reading_a_parents_runs_gives_what_search_runs_gives(tmp_path: Path) -> 
     mlflows = tracker.search(f"tags.`{PARENT_TAG}` = '{parent}'")
     assert seen(tracker.children(parent)) == seen(mlflows)
     assert {r.info.run_id for r in mlflows} == set(ids[:3])
+    some = tracker.children(parent, params=("seed", "absent"))  # only the params asked for
+    assert [r.data.params for r in some] == [{"seed": r.data.params["seed"]} for r in mlflows]
+    assert [r.data.tags for r in some] == [r.data.tags for r in mlflows]
