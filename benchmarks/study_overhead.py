@@ -28,10 +28,15 @@ from typing import Any
 
 from seedhp.job.urls import redact
 
-TIMED = {  # module: functions whose wall time is summed
-    "seedhp.study": ["_next_trial", "_tell", "finished_seed_runs", "_launch_seeds"],
-    "seedhp.launch": ["run_job"],
-    "seedhp.job": ["_start_run", "_finish_run", "check", "train"],  # job.py's own bindings
+TIMED = {  # module: functions whose wall time is summed (the bindings the callers use)
+    "seedhp.sweep.study": ["_next_trial", "_tell", "finished_seed_runs", "_launch_seeds"],
+    "seedhp.sweep.packing": ["_train_pack", "train_pack"],
+    "seedhp.job.run": ["check", "train"],
+}
+_ACTIVE: list[str] = []  # the timed functions running, innermost last
+TIMED_METHODS = {  # (module, class): methods whose wall time is summed
+    ("seedhp.sweep.launch", "Composer"): ["compose"],
+    ("seedhp.job.tracking", "Tracker"): ["start_many", "finish_many", "log_text"],
 }
 
 
@@ -45,7 +50,6 @@ def main() -> None:
 
     tic = time.perf_counter()
     import seedhp.__main__ as entry  # imports torch, hydra, seedhp
-    import seedhp.sweep.launch
 
     startup = time.perf_counter() - tic
     totals: collections.Counter[str] = collections.Counter()
@@ -58,9 +62,10 @@ def main() -> None:
         )
         for name in names:
             setattr(module, name, _timed(getattr(module, name), name, totals, calls))
-    seedhp.launch.Composer.compose = _timed(
-        seedhp.launch.Composer.compose, "compose", totals, calls
-    )
+    for (module_name, class_name), names in TIMED_METHODS.items():
+        cls = getattr(__import__(module_name, fromlist=["_"]), class_name)
+        for name in names:
+            setattr(cls, name, _timed(getattr(cls, name), name, totals, calls))
 
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
@@ -89,11 +94,12 @@ def main() -> None:
             entry.main()
         wall = time.perf_counter() - tic
     n = args.trials
-    per = {k: round(1000 * v / n, 2) for k, v in totals.items()}
-    hydra_job = per["run_job"] - sum(
-        per[k] for k in ("check", "_start_run", "_finish_run", "train")
-    )
-    launch_other = per["_launch_seeds"] - per["run_job"] - per["compose"]
+    per = collections.defaultdict(float, {k: round(1000 * v / n, 2) for k, v in totals.items()})
+    mlflow = per["start_many"] + per["finish_many"] + per["log_text"]
+    inside = ("check", "train", "start_many", "finish_many", "log_text")
+    pack_other = per["train_pack"] - sum(per[f"{k} in train_pack"] for k in inside)
+    job_dirs = per["_train_pack"] - per["train_pack"]
+    launch_other = per["_launch_seeds"] - per["_train_pack"] - per["compose"]
     result = {
         "benchmark": "study_overhead",
         "command": "python -m seedhp " + " ".join(_redacted(a) for a in sys.argv[1:]),
@@ -109,11 +115,10 @@ def main() -> None:
             "tell and user attributes": per["_tell"],
             "reuse index (finished seed-runs of the configuration)": per["finished_seed_runs"],
             "compose the job config": per["compose"],
-            "Hydra run_job (job dir, config files, logging)": round(hydra_job, 2),
-            "seedhp job checks": per["check"],
-            "MLflow seed-run (create, batch, artifact, status)": round(
-                per["_start_run"] + per["_finish_run"], 2
-            ),
+            "job directory, Hydra's callbacks and logging": round(job_dirs, 2),
+            "seedhp job checks (the sweeper's per configuration, each pack's)": per["check"],
+            "MLflow seed-run (create, config artifact, final batch and status)": round(mlflow, 2),
+            "settings, seed streams, the engine probe, the run's records": round(pack_other, 2),
             "MLflow search for the trial's runs, hooks": round(launch_other, 2),
             "training": per["train"],
         },
@@ -144,14 +149,23 @@ def _timed(
     totals: collections.Counter[str],
     calls: collections.Counter[str],
 ) -> Callable[..., Any]:
+    """fn, its wall time summed under `label`, and under "label in outer" too when it runs
+    inside another timed function `outer`."""
+
     @functools.wraps(fn)
     def wrapper(*a: Any, **kw: Any) -> Any:
+        outer = _ACTIVE[-1] if _ACTIVE else None
+        _ACTIVE.append(label)
         tic = time.perf_counter()
         try:
             return fn(*a, **kw)
         finally:
-            totals[label] += time.perf_counter() - tic
+            _ACTIVE.pop()
+            took = time.perf_counter() - tic
+            totals[label] += took
             calls[label] += 1
+            if outer is not None:
+                totals[f"{label} in {outer}"] += took
 
     return wrapper
 
