@@ -294,33 +294,46 @@ class ModelFactory:
 
 def check_model(factory: ModelFactory, shape: Sequence[int], num_classes: int) -> None:
     """Build the model and run a batch of 2 zero examples through it in eval mode: it must
-    give logits of shape (2, num_classes). Raises ConfigError otherwise. A model of more than
-    META_CHECK_BYTES of parameters and buffers runs on the meta device, where nothing is
-    allocated; a smaller one (or one with an op that has no meta kernel) on the CPU, which for
-    a small model is faster than the meta device's first call (about 1 s of setup)."""
+    give logits of shape (2, num_classes). Raises ConfigError otherwise.
+
+    Where: the meta device allocates nothing, but its first call costs about 1 s of set-up;
+    the CPU runs a small model in milliseconds. So a model of at most META_CHECK_BYTES of
+    parameters and buffers is tried on the CPU first, and a bigger one (or one whose size is
+    unknown until its first call: lazy layers) on the meta device first; when the first place
+    cannot run it (an op with no kernel there: a CUDA-only op has no CPU kernel, many custom
+    ops no meta kernel), the other is tried. Only when neither can is it refused, with the
+    CPU's error."""
     batch = (2, *shape)
-    out: object = None
     try:
         with torch.device("meta"):
-            model = factory(shape, num_classes).eval()
-            if _nbytes(model) > META_CHECK_BYTES:
-                out = model(torch.zeros(batch))
+            on_meta: nn.Module | None = factory(shape, num_classes).eval()
     except ConfigError:
         raise
-    except Exception:  # an op without a meta kernel, or a real error: try for real
-        out = None
-    if out is None:
+    except Exception:  # cannot even be built there
+        on_meta = None
+    places = ["cpu", "meta"] if on_meta is None or _small(on_meta) else ["meta", "cpu"]
+    failed: BaseException | None = None
+    for place in places:
         try:
-            with torch.no_grad():
-                out = factory(shape, num_classes).eval()(torch.zeros(batch))
+            if place == "meta" and on_meta is not None:
+                with torch.device("meta"):
+                    out = on_meta(torch.zeros(batch))
+            elif place == "cpu":
+                with torch.no_grad():
+                    out = factory(shape, num_classes).eval()(torch.zeros(batch))
+            else:
+                continue
+            break
         except ConfigError:
             raise
         except Exception as err:
-            raise ConfigError(
-                "model._target_",
-                factory.name,
-                f"its forward on a batch of shape {batch} raised {_said(err)}",
-            ) from None
+            failed = err if place == "cpu" or failed is None else failed
+    else:
+        raise ConfigError(
+            "model._target_",
+            factory.name,
+            f"its forward on a batch of shape {batch} raised {_said(failed)}",
+        ) from None
     got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
     if got != (2, num_classes):
         raise ConfigError(
@@ -331,12 +344,17 @@ def check_model(factory: ModelFactory, shape: Sequence[int], num_classes: int) -
         )
 
 
-def _nbytes(model: nn.Module) -> int:
-    tensors = [*model.parameters(), *model.buffers()]
-    return sum(t.numel() * t.element_size() for t in tensors)
+def _small(model: nn.Module) -> bool:
+    """At most META_CHECK_BYTES of parameters and buffers; False while any is uninitialised
+    (a lazy layer's size is known only after its first call)."""
+    try:
+        tensors = [*model.parameters(), *model.buffers()]
+        return sum(t.numel() * t.element_size() for t in tensors) <= META_CHECK_BYTES
+    except Exception:  # torch refuses to size an UninitializedParameter
+        return False
 
 
-def _said(err: BaseException) -> str:
+def _said(err: BaseException | None) -> str:
     text = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return f"{type(err).__name__}: {text}"[:300]
 

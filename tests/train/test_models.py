@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from seedhp.errors import ConfigError
 from seedhp.job.run import check, run
@@ -105,3 +106,44 @@ def test_a_model_is_checked_for_real_when_small_and_on_the_meta_device_when_big(
 
     models.check_model(models.ModelFactory(fits, "ok"), (1, 2, 5), 10)
     assert torch.zeros(1).device.type == "cpu"  # the meta device is not left set
+
+
+def test_a_model_the_cpu_cannot_run_is_checked_on_the_meta_device_and_lazy_ones_there_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A small model whose op has no CPU kernel (a CUDA-only op) passes on the meta device; a
+    lazy model (size unknown until called) is run on the meta device first, never built on the
+    CPU; a model that runs nowhere is refused with the CPU's error."""
+    from torch import nn
+
+    from seedhp.train import models
+
+    class CudaOnly(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.device.type == "cpu":
+                raise NotImplementedError(
+                    "Could not run 'my::op' with arguments from the 'CPU' backend"
+                )
+            return x.flatten(1)[:, :10]
+
+    models.check_model(
+        models.ModelFactory(lambda shape, num_classes: CudaOnly(), "c"), (1, 8, 8), 10
+    )
+
+    devices: list[str] = []
+
+    def lazy(shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        devices.append(torch.empty(0).device.type)
+        return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes))
+
+    models.check_model(models.ModelFactory(lazy, "lazy"), (1, 8, 8), 10)
+    assert devices == ["meta"]
+
+    class Broken(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise ValueError("shapes do not line up" if x.device.type == "cpu" else "meta says no")
+
+    with pytest.raises(ConfigError, match="raised ValueError: shapes do not line up"):
+        models.check_model(
+            models.ModelFactory(lambda shape, num_classes: Broken(), "b"), (1, 8, 8), 10
+        )
