@@ -60,3 +60,37 @@ def test_under_a_profiler_a_command_exits_the_usual_way(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert done.returncode == 0 and out.stat().st_size > 0
+
+
+def test_a_command_ends_after_its_threads_pools_and_files_as_python_would(tmp_path: Path) -> None:
+    """What a user's code may leave behind is finished as at a normal exit: a non-daemon
+    thread is waited for, a process pool shut down (no hang), a file never closed flushed."""
+    script = tmp_path / "cmd.py"
+    script.write_text(
+        """
+import sys, threading, time
+from concurrent.futures import ProcessPoolExecutor
+from seedhp.exits import run_then_exit
+out = sys.argv[1]
+kept = []
+def command():
+    pool = ProcessPoolExecutor(1)
+    pool.submit(sum, [1, 2]).result()
+    kept.append(pool)  # never shut down
+    f = open(out + "/unclosed.txt", "w")
+    f.write("kept")  # never closed
+    kept.append(f)
+    def late():
+        time.sleep(0.3)
+        open(out + "/thread.txt", "w").write("done")
+    threading.Thread(target=late).start()
+    return 0
+run_then_exit(command)
+"""
+    )
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "unclosed.txt").read_text() == "kept"
+    assert (tmp_path / "thread.txt").read_text() == "done"
