@@ -58,7 +58,7 @@ def _flush_everything() -> None:
     """Flush what finalisation would: Python file objects still open (a user's callback that
     never closed its file), stdout and stderr, and C's stdio buffers. A closed pipe (`| head`)
     is not an error here, as it is not at a normal exit."""
-    files = [o for o in gc.get_objects() if isinstance(o, io.IOBase)]
+    files = [o for o in gc.get_objects() if issubclass(type(o), io.IOBase)]  # no __class__ read
     for f in [*files, sys.stdout, sys.stderr]:
         with contextlib.suppress(Exception):  # a broken pipe, a detached buffer: nothing to save
             if not f.closed and f.writable():
