@@ -622,7 +622,7 @@ def _children_in_one_session(
     out = []
     for r in runs:
         own = tags.get(r.run_uuid, [])
-        name = r.name or next((t.value for t in own if t.key == "mlflow.runName"), None)
+        name = r.name or next((t.value for t in own if t.key == "mlflow.runName"), r.name)
         info = RunInfo(
             run_id=r.run_uuid,
             run_name=name,

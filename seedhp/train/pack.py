@@ -70,9 +70,11 @@ def _bmm(a: Tensor, b: Tensor) -> Tensor:
     """
     if a.is_cuda:
         return torch.bmm(a, b)
-    if torch.is_autocast_enabled("cpu"):  # what autocast does to bmm, which it cannot see here
-        low = torch.get_autocast_dtype("cpu")
-        a, b = a.to(low), b.to(low)
+    if torch.is_autocast_enabled("cpu"):  # what autocast does to bmm, which it cannot see here:
+        low = torch.get_autocast_dtype("cpu")  # floating operands but float64 to its dtype
+        a, b = (
+            t.to(low) if t.is_floating_point() and t.dtype != torch.float64 else t for t in (a, b)
+        )
     return _AlignedBmm.apply(a, b)
 
 

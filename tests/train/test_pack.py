@@ -163,6 +163,8 @@ def test_bf16_packs_on_the_cpu_compute_as_autocast_does_and_train_in_any_pack() 
 
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert _bmm(torch.randn(2, 3, 4), torch.randn(2, 4, 5)).dtype == torch.bfloat16
+        f64 = torch.randn(2, 3, 3, dtype=torch.float64)
+        assert _bmm(f64, f64).dtype == torch.float64  # as autocast leaves float64 alone
     data = split(load_synthetic([1, 8, 8], 4, 200, 40), 40, 0)
     opt = functools.partial(torch.optim.SGD, lr=0.05, momentum=0.9)
     seeds = [derive_seeds(s) for s in range(4)]
