@@ -403,9 +403,15 @@ def _experiment_id(client: MlflowClient, uri: str, name: str) -> str:
         if uri.startswith("sqlite:///"):  # keep artifacts beside the database, not in CWD
             db = Path(uri[len("sqlite:///") :]).expanduser().resolve()
             location = (db.parent / "mlartifacts").as_uri()
-        return str(
-            client.create_experiment(name, artifact_location=location, tags={KIND_TAG: KIND})
-        )
+        try:
+            return str(
+                client.create_experiment(name, artifact_location=location, tags={KIND_TAG: KIND})
+            )
+        except Exception:  # another worker created it since we looked: use theirs
+            made = client.get_experiment_by_name(name)
+            if made is None or made.lifecycle_stage == "deleted":
+                raise
+            return str(made.experiment_id)
     except ConfigError:
         raise
     except Exception as err:  # MlflowException, SQLAlchemy errors: a store we cannot use

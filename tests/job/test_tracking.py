@@ -205,3 +205,29 @@ def test_reading_a_parents_runs_gives_what_search_runs_gives(tmp_path: Path) -> 
     some = tracker.children(parent, params=("seed", "absent"))  # only the params asked for
     assert [r.data.params for r in some] == [{"seed": r.data.params["seed"]} for r in mlflows]
     assert [r.data.tags for r in some] == [r.data.tags for r in mlflows]
+
+
+def test_two_workers_creating_the_experiment_at_once_share_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers of a shared study start together: each looks the experiment up, finds none,
+    and creates it; the one that loses the race uses the winner's (seen once on an MLflow
+    server: RESOURCE_ALREADY_EXISTS took a worker down)."""
+    from seedhp.job import tracking
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    winner = Tracker(uri, "shared")
+    loser = MlflowClient(tracking_uri=uri)
+    monkeypatch.setattr(loser, "get_experiment_by_name", _none_then(loser.get_experiment_by_name))
+    got = tracking._experiment_id.__wrapped__(loser, uri, "shared")
+    assert got == winner.experiment_id
+
+
+def _none_then(lookup):  # type: ignore[no-untyped-def]
+    calls = []
+
+    def first_none(name):  # type: ignore[no-untyped-def]
+        calls.append(name)
+        return None if len(calls) == 1 else lookup(name)
+
+    return first_none
