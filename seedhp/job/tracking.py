@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from seedhp.errors import ConfigError
 from seedhp.job.locks import sqlite_lock
+from seedhp.job.new_store import copy_empty_store
 from seedhp.job.owner import gone, this_process
 from seedhp.job.record import (
     HEARTBEAT,
@@ -377,6 +378,7 @@ def _client(uri: str) -> MlflowClient:
 
     for name in ("alembic", "mlflow"):  # after import: mlflow sets its loggers up on import
         logging.getLogger(name).setLevel(logging.WARNING)
+    copy_empty_store(uri)
     try:
         return MlflowClient(tracking_uri=uri)
     except Exception as err:  # unknown scheme, missing database driver, unreadable store
