@@ -58,7 +58,10 @@ def _flush_everything() -> None:
     """Flush what finalisation would: Python file objects still open (a user's callback that
     never closed its file), stdout and stderr, and C's stdio buffers. A closed pipe (`| head`)
     is not an error here, as it is not at a normal exit."""
-    files = [o for o in gc.get_objects() if issubclass(type(o), io.IOBase)]  # no __class__ read
+    objects = gc.get_objects()
+    kinds = {t for t in {type(o) for o in objects} if issubclass(t, io.IOBase)}  # no __class__
+    files = [o for o in objects if type(o) in kinds]  # each type asked once: 0.07 s, not 0.16
+    del objects
     for f in [*files, sys.stdout, sys.stderr]:
         with contextlib.suppress(Exception):  # a broken pipe, a detached buffer: nothing to save
             if not f.closed and f.writable():
