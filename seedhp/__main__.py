@@ -29,10 +29,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from seedhp import heap
 from seedhp.errors import exit_on_config_error
 from seedhp.exits import run_then_exit
-from seedhp.job.run import run
-from seedhp.sweep.launch import job_info
 from seedhp.sweep.preflight import preflight
 
 # absolute, so the config tree is found however this module is reached (python -m, import)
@@ -41,6 +40,10 @@ CONF = str(Path(__file__).resolve().parent.parent / "conf")
 
 @hydra.main(version_base="1.3", config_path=CONF, config_name="config")
 def main(cfg: DictConfig) -> float:
+    # torch comes with these: imported after `heap.hold`, as the sweepers' work is
+    from seedhp.job.run import run
+    from seedhp.sweep.launch import job_info
+
     with exit_on_config_error():
         return run(cfg, job_info(cfg))
 
@@ -85,4 +88,5 @@ def entry(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, _interrupt)
+    heap.hold()
     run_then_exit(entry)

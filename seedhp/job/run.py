@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from seedhp import heap
 from seedhp.errors import ConfigError, exit_on_config_error  # noqa: F401 (re-exported)
 from seedhp.job import record
 from seedhp.job.hooks import Pruned, Reporter, report_epoch
@@ -147,6 +148,7 @@ def pack_engine(cfg: DictConfig, settings: Settings, data: Splits, device: torch
                 choice.engine,
             )
         _ENGINES[key] = choice
+        heap.after_probe()  # its late imports (torch._dynamo) join the frozen start-up
     return _ENGINES[key].engine
 
 
