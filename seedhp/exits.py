@@ -58,6 +58,7 @@ def _flush_everything() -> None:
     """Flush what finalisation would: Python file objects still open (a user's callback that
     never closed its file), stdout and stderr, and C's stdio buffers. A closed pipe (`| head`)
     is not an error here, as it is not at a normal exit."""
+    gc.unfreeze()  # seedhp.heap froze start-up's objects, and get_objects leaves frozen ones out
     objects = gc.get_objects()
     kinds = {t for t in {type(o) for o in objects} if issubclass(t, io.IOBase)}  # no __class__
     files = [o for o in objects if type(o) in kinds]  # each type asked once: 0.07 s, not 0.16

@@ -64,15 +64,19 @@ def test_under_a_profiler_a_command_exits_the_usual_way(tmp_path: Path) -> None:
 
 def test_a_command_ends_after_its_threads_pools_and_files_as_python_would(tmp_path: Path) -> None:
     """What a user's code may leave behind is finished as at a normal exit: a non-daemon
-    thread is waited for, a process pool shut down (no hang), a file never closed flushed."""
+    thread is waited for, a process pool shut down (no hang), a file never closed flushed, one
+    frozen out of the garbage collector's view included."""
     script = tmp_path / "cmd.py"
     script.write_text(
         """
-import sys, threading, time
+import gc, sys, threading, time
 from concurrent.futures import ProcessPoolExecutor
 from seedhp.exits import run_then_exit
 out = sys.argv[1]
-kept = []
+kept = [open(out + "/early.txt", "w")]  # opened at start-up, before seedhp.heap freezes it
+kept[0].write("early")
+gc.collect()
+gc.freeze()
 def command():
     pool = ProcessPoolExecutor(1)
     pool.submit(sum, [1, 2]).result()
@@ -93,4 +97,5 @@ run_then_exit(command)
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "unclosed.txt").read_text() == "kept"
+    assert (tmp_path / "early.txt").read_text() == "early"
     assert (tmp_path / "thread.txt").read_text() == "done"
