@@ -63,6 +63,16 @@ def all_runs(outputs: Path, experiment: str = "seedhp") -> list:  # type: ignore
     return [] if exp is None else list(client.search_runs([exp.experiment_id], max_results=5000))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The tests' own cache (seedhp.job.new_store's empty MLflow store), not the user's; the
+    commands the tests start inherit it."""
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(cache))
+        yield cache
+
+
 @pytest.fixture
 def outputs(tmp_path: Path) -> Iterator[Path]:
     out = tmp_path / "outputs"

@@ -148,7 +148,7 @@ def pack_engine(cfg: DictConfig, settings: Settings, data: Splits, device: torch
                 choice.engine,
             )
         _ENGINES[key] = choice
-        heap.after_probe()  # its late imports (torch._dynamo) join the frozen start-up
+        heap.started()  # the probe's late imports (torch._dynamo) join the frozen start-up
     return _ENGINES[key].engine
 
 

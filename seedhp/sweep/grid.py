@@ -22,6 +22,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf
 
+from seedhp import heap
 from seedhp.errors import ConfigError, exit_on_config_error
 from seedhp.job.identity import without_seed
 from seedhp.job.settings import check_seed
@@ -143,6 +144,7 @@ def grid_sweep(
             # each job told its parent run and role (seedhp's own task: tracking.* overrides)
             chunk = app.jobs(todo[start : start + batch], context)
             returns.append(launcher.launch(chunk, first + start))
+            heap.started()  # no-op where the first pack's probe ended start-up already
             stop_on_config_error(returns[-1])
         at_end.reseed(tracker, parent, settings, launcher, next_job_number(sweep_dir))
         status = "FINISHED"

@@ -33,6 +33,7 @@ from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import Trial, TrialState
 
+from seedhp import heap
 from seedhp.errors import exit_on_config_error
 from seedhp.job.hooks import Hooks
 from seedhp.job.owner import this_process
@@ -376,6 +377,7 @@ def _launch_seeds(
     first_idx = ctx.job_offset + trial.number * len(s.seeds if s.strategy == "averaged" else [0])
     hooks = Hooks(on_epoch if epochs_pruned else None, on_job_end)
     returns, heard = ctx.app.launch(ctx.launcher, jobs, first_idx, hooks, seeds)
+    heap.started()  # no-op where the first trial's probe ended start-up already
     stop_on_config_error(returns)
     if not heard:  # reports after the whole batch
         for i, ret in enumerate(returns):

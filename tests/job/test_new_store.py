@@ -91,3 +91,48 @@ def test_without_a_cache_mlflow_makes_the_store(
     assert not db.exists() and not list(db.parent.glob(".*part"))
     tracker = Tracker(f"sqlite:///{db}", "seedhp")
     assert tracker.client.get_run(tracker.start_run("r", {})).info.status == "RUNNING"
+
+
+def test_a_store_another_process_made_meanwhile_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "store" / "mlflow.db"
+    db.parent.mkdir()
+    real = new_store.shutil.copyfile
+
+    def copy_then_another_process_makes_the_store(src: Path, dst: Path) -> None:
+        real(src, dst)
+        db.write_text("another process's store")
+
+    monkeypatch.setattr(new_store.shutil, "copyfile", copy_then_another_process_makes_the_store)
+    assert new_store.copy_empty_store(f"sqlite:///{db}") is None
+    assert db.read_text() == "another process's store"
+    assert [p.name for p in db.parent.iterdir()] == ["mlflow.db"]  # no part file left
+
+
+@pytest.mark.parametrize(
+    ("uri", "made"),
+    [
+        ("sqlite:///a%20b/mlflow.db", "a b/mlflow.db"),  # SQLAlchemy decodes the escape
+        ("sqlite:///rel/mlflow.db", "rel/mlflow.db"),
+        ("sqlite:///:memory:", None),
+        ("sqlite:///rel/mlflow.db?timeout=5", None),  # options: left to MLflow
+    ],
+)
+def test_the_copy_is_where_mlflow_opens_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uri: str, made: str | None
+) -> None:
+    work = tmp_path / "work"
+    for d in ("a b", "rel"):
+        (work / d).mkdir(parents=True)
+    monkeypatch.chdir(work)
+    copied = new_store.copy_empty_store(uri)
+    files = sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.is_file())
+    assert files == ([made] if made else [])
+    assert copied == (Path(made) if made else None)
+
+
+def test_a_relative_cache_home_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert new_store.template_path().parent == tmp_path / ".cache" / "seedhp"
