@@ -31,6 +31,7 @@ def hold() -> None:
     """Start-up begins: full collections only rarely until it is over."""
     global _thresholds
     _thresholds = gc.get_threshold()
+    # Python's incremental collector (3.14) ignores the third value: the freeze still helps
     gc.set_threshold(_thresholds[0], _thresholds[1], HELD_OLDEST)
 
 

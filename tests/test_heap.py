@@ -34,7 +34,8 @@ def restored(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_start_up_holds_full_collections_then_frees_its_garbage_and_freezes_the_rest() -> None:
     own = gc.get_threshold()
     heap.hold()
-    assert gc.get_threshold() == (own[0], own[1], heap.HELD_OLDEST)
+    if sys.version_info < (3, 14):  # the incremental collector of 3.14 has no third threshold
+        assert gc.get_threshold() == (own[0], own[1], heap.HELD_OLDEST)
     assert gc.isenabled()  # the young generations are still collected
     kept, dropped = Node(), Node()
     gone = weakref.ref(dropped)
