@@ -47,6 +47,10 @@ BAD_INPUTS = {
         ["tracking.uri=http://127.0.0.1:9"],
         "tracking.uri=http://127.0.0.1:9: no MLflow",
     ),
+    "tracking store under ~": (
+        ['tracking.uri="sqlite:///~/runs/mlflow.db"'],
+        "tracking.uri=sqlite:///~/runs/mlflow.db: `~` is not expanded in an SQLite URI",
+    ),
     "unknown sampler": (
         [*OPT, "hydra/sweeper/sampler=foo"],
         "hydra/sweeper/sampler=foo: allowed: tpe, random",
@@ -86,6 +90,10 @@ BAD_INPUTS = {
     "malformed storage": (
         [*OPT, "seed=range(0,3)", "hydra.sweeper.storage=foo://x"],
         "hydra.sweeper.storage=foo://x: cannot open this Optuna storage",
+    ),
+    "storage under ~": (
+        [*OPT, "seed=range(0,3)", 'hydra.sweeper.storage="sqlite:///~/optuna.db"'],
+        "hydra.sweeper.storage=sqlite:///~/optuna.db: `~` is not expanded in an SQLite URI",
     ),
     "unreachable storage": (
         [*OPT, "seed=range(0,3)", "hydra.sweeper.storage=postgresql://me:secret@127.0.0.1:9/x"],

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 from collections.abc import Iterator
-from pathlib import Path
+
+from seedhp.job.urls import sqlite_file
 
 
 @contextlib.contextmanager
@@ -13,10 +14,10 @@ def sqlite_lock(url: str) -> Iterator[None]:
     """Hold `<db>.lock` exclusively while creating a SQLite store (MLflow's and Optuna's run
     their schema migrations on first use and fail when two processes do it at once); no lock
     for any other kind of URL."""
-    if not url.startswith("sqlite:///"):
+    db = sqlite_file(url)
+    if db is None:
         yield
         return
-    db = Path(url[len("sqlite:///") :]).expanduser()
     db.parent.mkdir(parents=True, exist_ok=True)
     with open(db.with_name(db.name + ".lock"), "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

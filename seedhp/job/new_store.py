@@ -23,6 +23,8 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
+from seedhp.job.urls import sqlite_file
+
 log = logging.getLogger("seedhp")
 
 
@@ -60,14 +62,11 @@ def template_path() -> Path:
 
 def _database(uri: str) -> Path | None:
     """The file of a `sqlite:///` URI without options; None for anything else."""
-    if not uri.startswith("sqlite:///"):
-        return None
     from sqlalchemy.engine import make_url
 
-    url = make_url(uri)
-    if url.query or not url.database or url.database == ":memory:":
+    if "?" in uri or make_url(uri).query:
         return None
-    return Path(url.database)
+    return sqlite_file(uri)
 
 
 def _part_beside(path: Path) -> Path:

@@ -32,7 +32,7 @@ from seedhp.job.record import (
     read_seed_run,
     role,
 )
-from seedhp.job.urls import redact
+from seedhp.job.urls import check_sqlite, redact, sqlite_file
 
 if TYPE_CHECKING:
     from mlflow.entities import Metric, Run
@@ -83,6 +83,8 @@ class Tracker:
 
     def __init__(self, uri: str, experiment: str) -> None:
         self.uri, self.experiment_name = uri, experiment
+        if uri.startswith("sqlite:"):  # before the lock file is made beside it
+            check_sqlite("tracking.uri", uri)
         with sqlite_lock(uri):
             self.client = _client(uri)
             self.experiment_id = _experiment_id(self.client, uri, experiment)
@@ -361,13 +363,10 @@ def check_reachable(uri: str) -> None:
                 "with `mlflow server` or fix the URL",
             ) from None
     elif uri.startswith("sqlite:"):
-        if not uri.startswith("sqlite:///") or uri == "sqlite:///":
-            raise ConfigError(
-                "tracking.uri",
-                redact(uri),
-                "an SQLite URI is sqlite:///relative/path.db or sqlite:////abs/path.db",
-            )
-        Path(uri[len("sqlite:///") :]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        check_sqlite("tracking.uri", uri)
+        db = sqlite_file(uri)
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
 
 
 @lru_cache(maxsize=8)
@@ -402,9 +401,9 @@ def _experiment_id(client: MlflowClient, uri: str, name: str) -> str:
                 client.set_experiment_tag(found.experiment_id, KIND_TAG, KIND)
             return str(found.experiment_id)
         location = None
-        if uri.startswith("sqlite:///"):  # keep artifacts beside the database, not in CWD
-            db = Path(uri[len("sqlite:///") :]).expanduser().resolve()
-            location = (db.parent / "mlartifacts").as_uri()
+        db = sqlite_file(uri)
+        if db is not None:  # keep artifacts beside the database, not in CWD
+            location = (db.resolve().parent / "mlartifacts").as_uri()
         try:
             return str(
                 client.create_experiment(name, artifact_location=location, tags={KIND_TAG: KIND})

@@ -11,7 +11,6 @@ import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -20,7 +19,7 @@ from optuna.trial import Trial, TrialState
 from seedhp.errors import ConfigError
 from seedhp.job.locks import sqlite_lock
 from seedhp.job.owner import gone
-from seedhp.job.urls import redact
+from seedhp.job.urls import check_sqlite, redact, sqlite_file
 from seedhp.sweep.space import SearchSpace
 from seedhp.sweep.study_settings import StudySettings, make_pruner, make_sampler
 
@@ -52,6 +51,8 @@ def open_study(s: StudySettings, attempts: int = 10) -> optuna.Study:
     study: on SQLite a lock file orders them; on a server database the loser's insert fails
     with a unique-key violation (or its CREATE with "already exists"), and it tries again, then
     finds what the winner created."""
+    if s.storage.startswith("sqlite:"):
+        check_sqlite("hydra.sweeper.storage", s.storage)
     for attempt in range(1, attempts + 1):
         try:
             with sqlite_lock(s.storage):
@@ -75,10 +76,9 @@ def _open_study(s: StudySettings) -> optuna.Study:
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
     try:
-        if s.storage.startswith("sqlite:///"):
-            Path(s.storage[len("sqlite:///") :]).expanduser().parent.mkdir(
-                parents=True, exist_ok=True
-            )
+        db = sqlite_file(s.storage)
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
         storage = optuna.storages.RDBStorage(
             s.storage,
             heartbeat_interval=s.heartbeat_seconds,

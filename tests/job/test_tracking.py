@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 from seedhp.errors import ConfigError
 from seedhp.job.run import run
 from seedhp.job.tracking import Tracker, check_reachable
+from seedhp.job.urls import sqlite_file
 from tests.conftest import all_runs, compose_config, mlflow_client
 
 
@@ -72,13 +73,35 @@ def test_a_seed_run_is_one_batched_mlflow_run(
     assert params["split.n_test"] == "359" and params["split.n_val"] == "288"
 
 
-def test_bad_tracking_uris_fail_in_one_line(tmp_path: Path) -> None:
+def test_bad_tracking_uris_fail_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(ConfigError, match=r"tracking.uri=http://127.0.0.1:9: no MLflow"):
         check_reachable("http://127.0.0.1:9")
     with pytest.raises(ConfigError, match="sqlite:///"):
         check_reachable("sqlite:/relative.db")
     with pytest.raises(ConfigError, match="cannot use this MLflow store"):
         Tracker(f"mysql://nobody@127.0.0.1:9/{tmp_path.name}", "x")
+    home = Path("~").expanduser()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=rf"`~` is not expanded .*: sqlite:///{home}/s/m\.db$"):
+        Tracker("sqlite:///~/s/m.db", "x")
+    assert not (tmp_path / "~").exists()  # refused before any file is made
+
+
+@pytest.mark.parametrize(
+    ("url", "file"),
+    [
+        ("sqlite:////abs/m.db", "/abs/m.db"),
+        ("sqlite:///rel/m.db", "rel/m.db"),
+        ("sqlite:///a%20b/m.db", "a b/m.db"),  # as SQLAlchemy, and so MLflow and Optuna, open it
+        ("sqlite:///rel/m.db?timeout=5", "rel/m.db"),
+        ("sqlite:///:memory:", None),
+        ("postgresql://u@h/db", None),
+    ],
+)
+def test_an_sqlite_url_names_the_file_its_store_opens(url: str, file: str | None) -> None:
+    assert sqlite_file(url) == (Path(file) if file else None)
 
 
 def test_finishing_many_runs_at_once_writes_what_log_batch_and_set_terminated_write(
