@@ -30,8 +30,9 @@ from seedhp.job.urls import redact
 
 TIMED = {  # module: functions whose wall time is summed (the bindings the callers use)
     "seedhp.sweep.study": ["_next_trial", "_tell", "finished_seed_runs", "_launch_seeds"],
-    "seedhp.sweep.packing": ["_train_pack", "train_pack"],
-    "seedhp.job.run": ["check", "train"],
+    "seedhp.sweep.packing": ["_train_pack", "train_pack"],  # hydra/launcher=packed
+    "seedhp.sweep.launch": ["run_job"],  # hydra/launcher=seedhp: Hydra's run_job per seed
+    "seedhp.job.run": ["check", "train", "train_pack"],  # train_pack: as run() calls it
 }
 _ACTIVE: list[str] = []  # the timed functions running, innermost last
 TIMED_METHODS = {  # (module, class): methods whose wall time is summed
@@ -98,8 +99,9 @@ def main() -> None:
     mlflow = per["start_many"] + per["finish_many"] + per["log_text"]
     inside = ("check", "train", "start_many", "finish_many", "log_text")
     pack_other = per["train_pack"] - sum(per[f"{k} in train_pack"] for k in inside)
-    job_dirs = per["_train_pack"] - per["train_pack"]
-    launch_other = per["_launch_seeds"] - per["_train_pack"] - per["compose"]
+    # one launcher's path runs: the packed one's _train_pack, or Hydra's run_job per seed
+    job_dirs = per["_train_pack"] + per["run_job"] - per["train_pack"]
+    launch_other = per["_launch_seeds"] - per["_train_pack"] - per["run_job"] - per["compose"]
     result = {
         "benchmark": "study_overhead",
         "command": "python -m seedhp " + " ".join(_redacted(a) for a in sys.argv[1:]),
