@@ -41,6 +41,24 @@ class MeanCentre(_Flat):
         return h - h.mean(1, keepdim=True)
 
 
+class ShortBatchMixer(_Flat):
+    """Mixes features only in a batch of fewer than 16 examples: as a kernel that takes another
+    path for a short last evaluation batch would. A probe that evaluates only full batches
+    passes it."""
+
+    def mix(self, h: Tensor) -> Tensor:
+        return h - h.mean(1, keepdim=True) if h.shape[0] < 16 else h
+
+
+class WideMixer(_Flat):
+    """Mixes features only past 100 of them: as a kernel that changes its algorithm past a size
+    would. Under the layers engine a pack of K has 24 K features, so only packs of 5 or more
+    seeds mix; a probe of packs of 2 and 4 alone would pass it."""
+
+    def mix(self, h: Tensor) -> Tensor:
+        return h - h.mean(1, keepdim=True) if h.shape[1] > 100 else h
+
+
 class FunctionalDropout(_Flat):
     def mix(self, h: Tensor) -> Tensor:
         return F.dropout(h, 0.3, self.training)

@@ -89,6 +89,7 @@ class SeedResult:
     status: str
     diverged_epoch: int | None = None
     test_predictions: list[int] | None = None
+    state: dict[str, Tensor] | None = None  # its parameters and buffers at the end (keep_state)
 
 
 # (epoch, epochs, this epoch's metrics per seed; None for a seed that has diverged)
@@ -104,9 +105,11 @@ def train(
     device: torch.device,
     on_epoch: EpochCallback | None = None,
     keep_predictions: bool = False,
+    keep_state: bool = False,
 ) -> list[SeedResult]:
     """Train one configuration under each of `seeds`, as one pack; one result per seed. With
-    the `none` engine the seeds train one after another, each alone."""
+    the `none` engine the seeds train one after another, each alone. `keep_state`: each
+    result holds its seed's final parameters and buffers (the probe compares them)."""
     if settings.engine == "none" and len(seeds) > 1:
         return [
             result
@@ -120,6 +123,7 @@ def train(
                 device,
                 on_epoch=None if on_epoch is None else _as_seed(on_epoch, k, len(seeds)),
                 keep_predictions=keep_predictions,
+                keep_state=keep_state,
             )
         ]
     start = time.perf_counter()
@@ -219,9 +223,19 @@ def train(
                 status="diverged" if diverged else "finished",
                 diverged_epoch=diverged_at[k],
                 test_predictions=predictions[:, k].tolist() if keep_predictions else None,
+                state=seed_state(model, k) if keep_state else None,
             )
         )
     return results
+
+
+def seed_state(model: Pack | StackedPack, k: int) -> dict[str, Tensor]:
+    """Seed k's parameters and buffers: slice k of each stacked (K, ...) tensor, and the
+    pack's shared counters (a batch norm's num_batches_tracked) as they are."""
+    return {
+        name: (t[k] if t.ndim else t).detach().cpu().clone()
+        for name, t in model.state_dict().items()
+    }
 
 
 def build_pack(

@@ -15,8 +15,11 @@ Nothing in seed k's computation depends on its pack-mates: every packed op compu
 from seed k's slice alone. Whether it is also bit-identical for every K depends on the kernels,
 chosen by measurement (torch 2.14.1, 2 CPU cores, digits CNN, per seed-run at K=8 vs K=1):
 
-- "exact" (the CPU default): NCHW layout, per-seed convolutions. Every seed's metrics are
-  bit-identical for any K (tested for K in 1, 2, 8), so a seed replays exactly alone; 1.2x.
+- "exact" (the CPU default): NCHW layout, per-seed convolutions. Every seed's metrics and
+  weights are bit-identical for K in 1, 2, 8 under 1, 2 and 4 threads and capped instruction
+  sets (tests/train/test_invariance.py), so a seed replays exactly alone; 1.2x. Reductions
+  across a seed's own values (its gradient norm) are summed in an order fixed by their length
+  alone (row_sums), not by a library kernel that splits the sum by K or thread count.
 - "fast": channels-last layout and grouped convolutions, 2.8x. oneDNN's grouped Conv2d weight
   gradient, and BatchNorm2d/MaxPool2d in channels-last, sum in another order than at K=1, so
   seeds agree with their K=1 runs only to float rounding (tested within a tolerance and as
@@ -324,14 +327,26 @@ def clip_grad_norm_per_seed(pack: Pack | StackedPack, max_norm: float) -> Tensor
     """Clip each seed's gradient to L2 norm `max_norm` over that seed's slice only; returns the
     (K,) norms before clipping."""
     grads = [p.grad for p in pack.parameters() if p.grad is not None]
-    squares = torch.zeros(pack.K, device=grads[0].device, dtype=grads[0].dtype)
-    for g in grads:
-        # one dot product per seed as a batched matmul: a (K, n) row reduction sums in an order
-        # that changes with K, a bmm's per-seed product does not (measured on CPU)
-        flat = g.reshape(pack.K, 1, -1)
-        squares = squares + _bmm(flat, flat.transpose(1, 2)).view(pack.K)
-    norms = squares.sqrt()  # (K,)
+    squares = torch.cat([(g * g).reshape(pack.K, -1) for g in grads], 1)  # (K, n): seed k's
+    norms = row_sums(squares).sqrt()  # (K,)
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     for g in grads:
         g.mul_(scale.view(-1, *([1] * (g.ndim - 1))))
     return norms
+
+
+def row_sums(x: Tensor) -> Tensor:
+    """(K, n) -> (K,): each row summed in one order fixed by n alone, a pairwise tree of
+    elementwise adds (each add is one IEEE rounding, the same in a vector lane or scalar).
+
+    A library reduction does not promise that: torch.sum over rows, and a bmm of a row with
+    itself, split and vectorise the sum by K, the thread count and the ISA (MKL's batched dot
+    gave seed 0 another norm alone than in a pack of 2, single-threaded). Here the result is
+    the same for every K, thread count and CPU, at about two elementwise passes over x.
+    """
+    while x.shape[1] > 1:
+        if x.shape[1] % 2:
+            x = F.pad(x, (0, 1))  # + 0.0 is exact
+        half = x.shape[1] // 2
+        x = x[:, :half] + x[:, half:]
+    return x[:, 0] if x.shape[1] else x.new_zeros(x.shape[0])

@@ -85,6 +85,25 @@ def test_with_fast_kernels_the_generic_engine_agrees_to_rounding(
     assert packed == pytest.approx(alone, rel=PROBE_RTOL)
 
 
+@pytest.mark.parametrize(
+    ("model", "seeds", "extra"),
+    [
+        # evaluation batches of 20 and a short last one of 12 (the 32 validation examples)
+        ("ShortBatchMixer", [1, 2, 0, 3], ["train.eval_batch_size=20"]),
+        # mixes only in packs of 5 or more: the probe's pack of 8 sees it
+        ("WideMixer", [1, 2, 0], []),
+    ],
+)
+def test_the_probe_sees_every_shape_the_run_computes(
+    model: str, seeds: list[int], extra: list[str], tmp_path: Path
+) -> None:
+    _ENGINES.clear()
+    alone, engine = seed0(model, [0], tmp_path, extra)
+    packed, engine3 = seed0(model, seeds, tmp_path, extra)
+    assert engine == engine3 == "none"
+    assert alone == packed
+
+
 def test_bundled_models_keep_the_layers_engine(tmp_path: Path) -> None:
     _ENGINES.clear()
     _, engine = seed0("_Flat", [0], tmp_path)  # Linear and ReLU only: what the layers know

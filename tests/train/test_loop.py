@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from seedhp.train.data import load_digits, split
+from seedhp.train.data import load_digits, load_synthetic, split
 from seedhp.train.loop import Schedule, TrainSettings, objective_value, train
 from seedhp.train.models import MLP, build_seeded
 from seedhp.train.seeds import derive_seeds
@@ -96,3 +96,19 @@ def test_misspelled_objective_lists_the_metrics(digits) -> None:  # type: ignore
     assert objective_value(r.final, "test_acc") == r.final["test_acc"]
     with pytest.raises(KeyError, match=r"metrics: .*val_acc"):
         objective_value(r.final, "val_accuracy")
+
+
+@pytest.mark.parametrize(
+    ("n_val", "eval_batch", "batches"),
+    [(2500, 1024, [1024, 452]), (300, 1024, [300]), (2048, 1024, [1024]), (40, 20, [20])],
+)
+def test_the_probe_evaluates_every_batch_shape_the_run_evaluates(
+    n_val: int, eval_batch: int, batches: list[int]
+) -> None:
+    from seedhp.train.probe import _probe_data
+
+    data = split(load_synthetic([1, 4, 4], 3, n_val + 100, 10), n_val, 0)
+    small = _probe_data(data, TrainSettings(batch_size=16, eval_batch_size=eval_batch))
+    n = len(small.val)
+    shapes = [min(eval_batch, n - start) for start in range(0, n, eval_batch)]
+    assert shapes == batches and len(small.train) == 32

@@ -175,3 +175,17 @@ def test_bf16_packs_on_the_cpu_compute_as_autocast_does_and_train_in_any_pack() 
             for k in (1, 2, 4)
         ]
         assert losses[0] == losses[1] == losses[2]
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 7, 64, 1000, 4097])
+def test_row_sums_are_each_rows_own_whatever_the_rows_beside_it(n: int) -> None:
+    """Seed k's gradient norm is summed in an order fixed by n alone: its row gives the same
+    bits alone, as the first of 2 rows and as the last of 8."""
+    from seedhp.train.pack import row_sums
+
+    x = torch.randn(8, n, generator=torch.Generator().manual_seed(n))
+    alone = row_sums(x[7:])
+    assert torch.equal(row_sums(x[6:])[1], alone[0]) and torch.equal(row_sums(x)[7], alone[0])
+    torch.testing.assert_close(row_sums(x).double(), x.double().sum(1), rtol=1e-5, atol=1e-5)
+    small = torch.arange(n, dtype=torch.float32)[None]  # integers: every partial sum exact
+    assert row_sums(small).item() == n * (n - 1) // 2
