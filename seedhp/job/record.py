@@ -8,6 +8,8 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from seedhp.errors import ConfigError
+from seedhp.job import trust
 from seedhp.stats.contrast import FRESH_ROLES, SeedRun  # noqa: F401 (FRESH_ROLES: the roles of fresh-seed re-runs)
 
 if TYPE_CHECKING:
@@ -98,14 +100,20 @@ def read_seed_run(r: Run, plays: str | None = None) -> SeedRun:
     for a sweep that reuses it), else its own."""
     tags: dict[str, Any] = r.data.tags
     try:
-        overrides = tuple(json.loads(tags.get(OVERRIDES, "[]")))
-    except ValueError:
+        overrides = tuple(str(o) for o in json.loads(tags.get(OVERRIDES, "[]")))
+    except (ValueError, TypeError):
         overrides = ()
+    cid = trust.stored_config_id(str(tags[CONFIG_ID]), r.info.run_id)  # it names report files
+    seed = str(tags[SEED])
+    if not seed.isdigit():
+        raise ConfigError(
+            "seed", seed, f"the tag of run {r.info.run_id!r:.40} is not a seed (an int >= 0)"
+        )
     return SeedRun(
         run_id=r.info.run_id,
-        config_id=tags[CONFIG_ID],
-        label=tags.get(LABEL, tags[CONFIG_ID]),
-        seed=int(tags[SEED]),
+        config_id=cid,
+        label=tags.get(LABEL, cid),
+        seed=int(seed),
         status=status(r),
         role=plays or role(r),
         metrics={k: float(v) for k, v in r.data.metrics.items()},

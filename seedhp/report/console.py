@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from seedhp.errors import ConfigError
 from seedhp.exits import run_then_exit
+from seedhp.job import trust
 from seedhp.job.identity import quote
 from seedhp.job.tracking import Tracker
+from seedhp.job.trust import safe_run_id
 from seedhp.report import Options, build_report
 from seedhp.report.collect import collect, latest_parent, study_parent
 from seedhp.report.reseed import plan
@@ -67,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
         out = Path(
             getattr(args, "out", None)
-            or Path("outputs/reports") / (parent or tracker.experiment_name)
+            or Path("outputs/reports")
+            / (safe_run_id(parent) if parent else _dir_name(tracker.experiment_name))
         )
         options = Options(
             getattr(args, "black_swan_k", 3.0),
@@ -113,6 +118,14 @@ def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--experiment", help="MLflow experiment (default: a --study's own, else seedhp)"
     )
+    p.add_argument(
+        "--allow-target",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="a re-run may build this callable (or any under this dotted prefix) from a "
+        "config read back from the store; seedhp's and torch's are always allowed",
+    )
 
 
 def _contrast(args: argparse.Namespace) -> int:
@@ -134,7 +147,7 @@ def _contrast(args: argparse.Namespace) -> int:
     out = Path(args.out or "outputs/reports").resolve()
 
     def rerun(source: SeedRun, seeds: Sequence[int], reseed_of: str) -> None:
-        _rerun(tracker, source, seeds, reseed_of)
+        _rerun(tracker, source, seeds, reseed_of, args.allow_target)
 
     page = contrast_studies(tracker, args.storage, args.study, args.seeds, out, rerun)
     print(f"Contrast: {page}")
@@ -153,6 +166,11 @@ def _source(args: argparse.Namespace) -> tuple[Tracker, str | None]:
     if args.all:
         return tracker, None
     return tracker, args.run or latest_parent(tracker)
+
+
+def _dir_name(name: str) -> str:
+    """A name (an MLflow experiment's may hold '/') as one directory name."""
+    return re.sub(r"[^\w.-]", "_", name).strip(".") or "experiment"
 
 
 def _default_store() -> str:
@@ -174,14 +192,31 @@ def _reseed(args: argparse.Namespace, tracker: Tracker, parent: str | None) -> N
         source = next(
             r for r in rs.runs if r.config_id == item.config_id and r.role not in FRESH_ROLES
         )
-        _rerun(tracker, source, item.seeds, parent)
+        _rerun(tracker, source, item.seeds, parent, args.allow_target)
 
 
-def _rerun(tracker: Tracker, source: SeedRun, seeds: Sequence[int], reseed_of: str) -> None:
+def _rerun(
+    tracker: Tracker,
+    source: SeedRun,
+    seeds: Sequence[int],
+    reseed_of: str,
+    allow: Sequence[str] = (),
+) -> None:
     """`source`'s configuration, re-created from its run's resolved config.yaml, on `seeds`:
-    a grid sweep of `python -m seedhp`, role reseed, tagged seedhp.reseed_of=<reseed_of>."""
+    a grid sweep of `python -m seedhp`, role reseed, tagged seedhp.reseed_of=<reseed_of>.
+    The config comes from the store: it may build only seedhp's and torch's callables and
+    those under `allow` (seedhp.job.trust)."""
+    sweep_dir = (
+        f"outputs/multirun/reseed_{safe_run_id(reseed_of, 'reseed_of')}_"
+        f"{trust.stored_config_id(source.config_id, source.run_id)}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         config = tracker.client.download_artifacts(source.run_id, "config.yaml", tmp)
+        trust.check_config(
+            _yaml_mapping(Path(config), source.run_id),
+            f"run {source.run_id}'s config.yaml",
+            allow,
+        )
         command = [
             # the run's resolved config as the primary config: the same config_id
             sys.executable,
@@ -193,7 +228,7 @@ def _rerun(tracker: Tracker, source: SeedRun, seeds: Sequence[int], reseed_of: s
             "hydra/sweeper=seedhp",
             "hydra/launcher=seedhp",
             "hydra.job.name=seedhp",
-            f"hydra.sweep.dir=outputs/multirun/reseed_{reseed_of}_{source.config_id}",
+            f"hydra.sweep.dir={sweep_dir}",
             "hydra.sweep.subdir=${hydra.job.num}",
             f"seed={','.join(map(str, seeds))}",
             "tracking.role=reseed",
@@ -216,6 +251,21 @@ def _rerun(tracker: Tracker, source: SeedRun, seeds: Sequence[int], reseed_of: s
         raise ConfigError(
             "reseed", source.config_id, f"the re-run failed (exit {done.returncode})"
         )
+
+
+def _yaml_mapping(path: Path, run_id: str) -> dict[str, Any]:
+    """A stored config.yaml as plain data (YAML's safe loader: no tags, no objects)."""
+    import yaml
+
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(
+            "config.yaml", f"run {run_id}", f"not a YAML mapping ({type(err).__name__})"
+        ) from None
+    if not isinstance(tree, dict):
+        raise ConfigError("config.yaml", f"run {run_id}", "not a YAML mapping")
+    return tree
 
 
 def cli() -> None:

@@ -4,11 +4,14 @@ write the report into the sweep directory and onto the parent run."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from omegaconf import DictConfig, OmegaConf
+
 from seedhp.errors import ConfigError
+from seedhp.job import trust
 from seedhp.job.identity import quote
 from seedhp.job.settings import TrackingSettings
 from seedhp.job.tracking import Tracker
@@ -24,16 +27,27 @@ log = logging.getLogger("seedhp")
 
 
 def reseed(
-    tracker: Tracker, parent: str, settings: Target, launcher: Launcher, first_job_idx: int
+    tracker: Tracker,
+    parent: str,
+    settings: Target,
+    launcher: Launcher,
+    first_job_idx: int,
+    named: Collection[str] = (),
 ) -> int:
     """Launch the fresh-seed runs both winners still lack, nested under `parent` with role
     reseed, in the sweep's own store and experiment; a fresh seed that already has a finished
-    run of the winner's configuration in the store is reused. Returns how many were launched."""
+    run of the winner's configuration in the store is reused. Returns how many were launched.
+
+    A winner's overrides are read from the store: they may name only seedhp's and torch's
+    callables and those in `named` (what the user's command line and configuration name:
+    seedhp.job.trust)."""
     n = settings.report.fresh_seeds
     if n < 1 or not settings.own:  # another app's fresh-seed re-runs: not yet
         return 0
     jobs, reused = [], []
     for item in plan(collect(tracker, parent), n):
+        where = f"the seedhp.overrides tag of configuration {item.config_id} in the store"
+        trust.check_overrides(item.overrides, where, sorted(named))
         done = finished_runs(tracker, item.config_id, item.seeds)
         reused += list(done.values())
         jobs += [
@@ -59,6 +73,12 @@ def reseed(
     if jobs:
         launcher.launch(jobs, initial_job_idx=first_job_idx)
     return len(jobs)
+
+
+def named_by_user(config: DictConfig, arguments: Sequence[str]) -> set[str]:
+    """The dotted names the sweep's command line and composed configuration hold: callables
+    the user named, which configurations read back from the store may run."""
+    return trust.named_in([*arguments, OmegaConf.to_yaml(config)])
 
 
 def runtime_overrides(t: TrackingSettings) -> list[str]:

@@ -146,7 +146,8 @@ def grid_sweep(
             returns.append(launcher.launch(chunk, first + start))
             heap.started()  # no-op where the first pack's probe ended start-up already
             stop_on_config_error(returns[-1])
-        at_end.reseed(tracker, parent, settings, launcher, next_job_number(sweep_dir))
+        named = at_end.named_by_user(config, arguments)
+        at_end.reseed(tracker, parent, settings, launcher, next_job_number(sweep_dir), named)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"

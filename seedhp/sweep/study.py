@@ -131,6 +131,7 @@ def optuna_sweep(
                     job_settings,
                     launcher,
                     first_job_idx=(len(ctx.study.trials) + 1) * len(settings.seeds),
+                    named=at_end.named_by_user(config, arguments),
                 )
     except KeyboardInterrupt:
         status = "KILLED"
