@@ -32,6 +32,7 @@ from omegaconf import DictConfig
 from seedhp import heap
 from seedhp.errors import exit_on_config_error
 from seedhp.exits import run_then_exit
+from seedhp.job.urls import remember
 from seedhp.sweep.preflight import preflight
 
 # absolute, so the config tree is found however this module is reached (python -m, import)
@@ -41,9 +42,13 @@ CONF = str(Path(__file__).resolve().parent.parent / "conf")
 @hydra.main(version_base="1.3", config_path=CONF, config_name="config")
 def main(cfg: DictConfig) -> float:
     # torch comes with these: imported after `heap.hold`, as the sweepers' work is
+    from hydra.core.hydra_config import HydraConfig
+
     from seedhp.job.run import run
     from seedhp.sweep.launch import job_info
+    from seedhp.sweep.tracked import hydra_files
 
+    hydra_files(HydraConfig.get())
     with exit_on_config_error():
         return run(cfg, job_info(cfg))
 
@@ -70,6 +75,7 @@ def entry(argv: list[str] | None = None) -> None:
     """`python -m seedhp ARGS`: argv defaults to sys.argv[1:]."""
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
+    remember(sys.argv[1:])  # a password in a URI is masked in everything written from here on
     overrides = _overrides(sys.argv[1:])
     if overrides is not None:
         with exit_on_config_error():

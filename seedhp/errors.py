@@ -22,5 +22,12 @@ def exit_on_config_error() -> Iterator[None]:
     try:
         yield
     except ConfigError as err:
-        print(f"seedhp: error: {err}", file=sys.stderr, flush=True)
+        print(f"seedhp: error: {one_line(err)}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+
+
+def one_line(err: ConfigError) -> str:
+    """The error as one line, scrubbed of passwords (seedhp.job.urls)."""
+    from seedhp.job.urls import scrub  # seedhp.job.urls raises ConfigError itself
+
+    return " ".join(scrub(str(err)).split())

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +32,7 @@ from seedhp.job.record import (
     read_seed_run,
     role,
 )
-from seedhp.job.urls import check_sqlite, redact, sqlite_file
+from seedhp.job.urls import check_sqlite, redact, remember, scrub, scrubbed, sqlite_file
 
 if TYPE_CHECKING:
     from mlflow.entities import Metric, Run
@@ -83,6 +83,7 @@ class Tracker:
 
     def __init__(self, uri: str, experiment: str) -> None:
         self.uri, self.experiment_name = uri, experiment
+        remember([uri])  # its password is masked in everything this process writes
         if uri.startswith("sqlite:"):  # before the lock file is made beside it
             check_sqlite("tracking.uri", uri)
         with sqlite_lock(uri):
@@ -99,7 +100,7 @@ class Tracker:
         params: Mapping[str, str] | None = None,
     ) -> str:
         all_tags = self._tags(Start(name, tags, parent_id))
-        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+        run = self.client.create_run(self.experiment_id, run_name=scrub(name), tags=all_tags)
         run_id = str(run.info.run_id)
         self.artifacts[run_id] = str(run.info.artifact_uri)
         self.heartbeat.opened(run_id)
@@ -114,11 +115,12 @@ class Tracker:
         params: Mapping[str, str] | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> None:
-        """Everything in as few log_batch requests as MLflow's per-request limits allow."""
+        """Everything in as few log_batch requests as MLflow's per-request limits allow; values
+        scrubbed of passwords (seedhp.job.urls)."""
         from mlflow.entities import Param, RunTag
 
-        ps = [Param(k, str(v)[:6000]) for k, v in (params or {}).items()]
-        ts = [RunTag(k, str(v)[:8000]) for k, v in (tags or {}).items()]
+        ps = [Param(k, v[:6000]) for k, v in scrubbed(params).items()]
+        ts = [RunTag(k, v[:8000]) for k, v in scrubbed(tags).items()]
         ms = list(metrics)
         while ps or ts or ms:
             p, ps = ps[:_MAX_PARAMS], ps[_MAX_PARAMS:]
@@ -130,7 +132,9 @@ class Tracker:
     def log_text(self, run_id: str, text: str, path: str) -> None:
         """A text artifact. Into a local artifact store (file:, beside a SQLite store) it is
         written straight to the run's artifact directory, as MLflow's log_text would put it,
-        without the request that looks the run up first; elsewhere through MLflow."""
+        without the request that looks the run up first; elsewhere through MLflow. Scrubbed of
+        passwords (a run's config.yaml holds its tracking URI)."""
+        text = scrub(text)
         where = self.artifacts.get(run_id, "")
         if where.startswith("file:"):
             target = Path(urllib.request.url2pathname(urllib.parse.urlparse(where).path)) / path
@@ -187,7 +191,7 @@ class Tracker:
 
     def _tags(self, s: Start) -> dict[str, str]:
         return {
-            **s.tags,
+            **scrubbed(s.tags),
             OWNER_TAG: this_process(),
             **({PARENT_TAG: s.parent_id} if s.parent_id else {}),
         }
@@ -203,7 +207,15 @@ class Tracker:
                 self.log(f.run_id, metrics=f.metrics, params=f.params, tags=f.tags)
                 self.end_run(f.run_id, f.status)
             return
-        _finish_in_one_transaction(store, items)
+        clean = [
+            replace(
+                f,
+                params=None if f.params is None else scrubbed(f.params),
+                tags=None if f.tags is None else scrubbed(f.tags),
+            )
+            for f in items
+        ]
+        _finish_in_one_transaction(store, clean)
         for f in items:
             self.heartbeat.closed(f.run_id)
 
@@ -353,7 +365,7 @@ def check_reachable(uri: str) -> None:
     """Fail fast, in one line, on a tracking URI that cannot work; before any training."""
     if uri.startswith(("http://", "https://")):
         try:
-            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).close()
+            urllib.request.urlopen(_health_request(uri), timeout=5).close()
         except (urllib.error.URLError, OSError, ValueError) as err:
             reason = getattr(err, "reason", err)
             raise ConfigError(
@@ -367,6 +379,29 @@ def check_reachable(uri: str) -> None:
         db = sqlite_file(uri)
         if db is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _health_request(uri: str) -> urllib.request.Request:
+    """GET <server>/health, with the URL's user info as HTTP basic authentication, as MLflow's
+    client (requests) sends it: urllib would take `user:pw@host` for a host and port."""
+    import base64
+
+    parts = urllib.parse.urlsplit(uri)
+    netloc = parts.hostname or ""
+    if ":" in netloc:  # an IPv6 address
+        netloc = f"[{netloc}]"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    url = urllib.parse.urlunsplit(
+        (parts.scheme, netloc, parts.path.rstrip("/") + "/health", "", "")
+    )
+    request = urllib.request.Request(url)
+    if parts.username is not None:
+        user = urllib.parse.unquote(parts.username)
+        password = urllib.parse.unquote(parts.password or "")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    return request
 
 
 @lru_cache(maxsize=8)
@@ -671,11 +706,12 @@ def _create_in_one_transaction(
     for s in items:
         run_id = uuid.uuid4().hex
         artifact_uri = str(append_to_uri_path(experiment.artifact_location, run_id, "artifacts"))
-        mine = {**tags_of(s), "mlflow.runName": s.name}
+        name = scrub(s.name)
+        mine = {**tags_of(s), "mlflow.runName": name}
         runs.append(
             {
                 "run_uuid": run_id,
-                "name": s.name,
+                "name": name,
                 "source_type": "UNKNOWN",
                 "source_name": "",
                 "entry_point_name": "",

@@ -11,6 +11,7 @@ from typing import Any
 
 from seedhp.errors import ConfigError
 from seedhp.job.tracking import Tracker
+from seedhp.job.urls import scrub, write_scrubbed
 from seedhp.report import figures as fig
 from seedhp.report.collect import RunSet, collect, curves, predictions
 from seedhp.report.compute import MAX_FIGURED, Options, compute
@@ -43,8 +44,8 @@ def build_report(
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = draw(numbers, rs, out_dir)
-    (out_dir / "report.html").write_text(render(numbers, figures))
-    (out_dir / "report.json").write_text(json.dumps(json_safe(numbers), indent=1))
+    write_scrubbed(out_dir / "report.html", render(numbers, figures))
+    write_scrubbed(out_dir / "report.json", json.dumps(json_safe(numbers), indent=1))
     write_tables(numbers, rs, out_dir)
     if log_artifacts and parent_id is not None:
         tracker.log_artifacts(parent_id, out_dir, "report")
@@ -124,7 +125,9 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
             return
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
-        w.writerows(rows)
+        w.writerows(
+            {k: scrub(v) if isinstance(v, str) else v for k, v in row.items()} for row in rows
+        )
 
 
 def json_safe(x: Any) -> Any:

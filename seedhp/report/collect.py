@@ -129,13 +129,7 @@ def study_parent(storage: str, study_name: str) -> StudySource:
             study_name,
             "the study has no MLflow parent run (not run by seedhp's optuna sweeper)",
         )
-    uri = attrs.get("mlflow_tracking_uri")
-    if uri and "***" in str(uri):
-        raise ConfigError(
-            "--study",
-            study_name,
-            f"its MLflow store {uri} needs a password: give it with --tracking-uri",
-        )
+    uri = attrs.get("mlflow_tracking_uri")  # without its password: seedhp.job.urls
     return StudySource(str(parent), uri and str(uri), attrs.get("mlflow_experiment"))
 
 

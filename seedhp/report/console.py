@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -11,12 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from seedhp.errors import ConfigError
+from seedhp.errors import ConfigError, one_line
 from seedhp.exits import run_then_exit
 from seedhp.job import trust
 from seedhp.job.identity import quote
 from seedhp.job.tracking import Tracker
 from seedhp.job.trust import safe_run_id
+from seedhp.job.urls import MASK, redact, remember
 from seedhp.report import Options, build_report
 from seedhp.report.collect import collect, latest_parent, study_parent
 from seedhp.report.reseed import plan
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     reseed.add_argument("--seeds", type=int, required=True, help="fresh seeds per winner")
     reseed.add_argument("--no-report", action="store_true", help="do not write the report after")
     args = parser.parse_args(argv)
+    remember(sys.argv[1:] if argv is None else argv)
     try:
         if args.study and len(args.study) > 1:
             if args.command == "reseed":
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             key="--study" if args.study else "--run",
         )
     except ConfigError as err:
-        print(f"seedhp: error: {err}", file=sys.stderr)
+        print(f"seedhp: error: {one_line(err)}", file=sys.stderr)
         return 2
     print(f"Report: {path}")
     return 0
@@ -140,7 +143,7 @@ def _contrast(args: argparse.Namespace) -> int:
         )
     found = sources[0]
     tracker = Tracker(
-        args.tracking_uri or found.tracking_uri or _default_store(),
+        _study_store(args.tracking_uri, found.tracking_uri),
         args.experiment or found.experiment or "seedhp",
     )
     tracker.reap()
@@ -159,13 +162,32 @@ def _source(args: argparse.Namespace) -> tuple[Tracker, str | None]:
     experiment are recorded in its storage, so --study needs no --tracking-uri."""
     if args.study:
         found = study_parent(args.storage, args.study[0])
-        uri = args.tracking_uri or found.tracking_uri or _default_store()
+        uri = _study_store(args.tracking_uri, found.tracking_uri)
         tracker = Tracker(uri, args.experiment or found.experiment or "seedhp")
         return tracker, found.run_id
     tracker = Tracker(args.tracking_uri or _default_store(), args.experiment or "seedhp")
     if args.all:
         return tracker, None
     return tracker, args.run or latest_parent(tracker)
+
+
+def _study_store(given: str | None, recorded: str | None) -> str:
+    """The MLflow store of a study: --tracking-uri, else the one the study recorded. A study
+    records its store without the password (seedhp.job.urls): the URI it stands for is found in
+    MLFLOW_TRACKING_URI, or must be given."""
+    if given or not recorded:
+        return given or _default_store()
+    if MASK not in recorded:
+        return recorded
+    env = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if env and redact(env) == recorded:
+        return env
+    raise ConfigError(
+        "--tracking-uri",
+        recorded,
+        "the study records its MLflow store without the password: give the URI with it "
+        "(--tracking-uri, or MLFLOW_TRACKING_URI)",
+    )
 
 
 def _dir_name(name: str) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from seedhp.job.tracking import Tracker, metric
+from seedhp.job.urls import write_scrubbed
 from seedhp.report import figures as fig
 from seedhp.report.build import json_safe, write_csv
 from seedhp.report.html import CSS, collapsed, fmt, fmt_ci, img
@@ -72,7 +73,7 @@ def write_contrast(
         "seed_differences": [d.as_dict() for d in seed_diffs],
     }
     figure = fig.promised_delivered(n["rows"], objective, test, out / "promised_delivered.png")
-    (out / "contrast.json").write_text(json.dumps(json_safe(n), indent=1))
+    write_scrubbed(out / "contrast.json", json.dumps(json_safe(n), indent=1))
     write_csv(out / "replicates.csv", n["rows"])
     write_csv(
         out / "pooled.csv",
@@ -92,7 +93,7 @@ def write_contrast(
     write_csv(out / "differences.csv", n["differences"])
     write_csv(out / "seed_differences.csv", n["seed_differences"])
     page = out / "contrast.html"
-    page.write_text(render(n, figure))
+    write_scrubbed(page, render(n, figure))
     tracker.log_artifacts(parent, out, "contrast")
     tracker.log(
         parent,

@@ -27,7 +27,7 @@ from seedhp.errors import ConfigError, exit_on_config_error
 from seedhp.job.identity import without_seed
 from seedhp.job.settings import check_seed
 from seedhp.job.tracking import Tracker, metric, run_rows
-from seedhp.job.urls import redact
+from seedhp.job.urls import redact, write_scrubbed
 from seedhp.stats.summary import ConfigSummary, format_table, latest_per_seed, summarize
 from seedhp.sweep import at_end
 from seedhp.sweep.app import App, stop_on_config_error
@@ -120,7 +120,7 @@ def grid_sweep(
 
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(config, sweep_dir / "multirun.yaml")
+    write_scrubbed(sweep_dir / "multirun.yaml", OmegaConf.to_yaml(config))
     parent = tracker.start_run(
         f"sweep {sweep_dir.name}",
         {
@@ -217,8 +217,9 @@ def _close_parent(
     rows, duplicates = latest_per_seed(rows)
     summaries = summarize(rows, settings.objective)
     table = format_table(summaries, settings.objective)
-    (sweep_dir / "summary.txt").write_text(table + "\n")
-    (sweep_dir / "summary.json").write_text(
+    write_scrubbed(sweep_dir / "summary.txt", table + "\n")
+    write_scrubbed(
+        sweep_dir / "summary.json",
         json.dumps(
             {
                 "objective": settings.objective,
@@ -228,7 +229,7 @@ def _close_parent(
                 "configurations": [_nan_to_none(s.as_dict()) for s in summaries],
             },
             indent=2,
-        )
+        ),
     )
     tracker.log_artifact(parent, sweep_dir / "summary.txt")
     tracker.log_artifact(parent, sweep_dir / "summary.json")

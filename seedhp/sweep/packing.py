@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from seedhp.job.hooks import Hooks, Reporter
 from seedhp.job.identity import without_seed
 from seedhp.job.run import JobInfo, PackFailed, PackOutOfMemory, named_choices, train_pack
+from seedhp.job.urls import scrub, write_scrubbed
 from seedhp.job.yaml_text import Entries, dump
 from seedhp.sweep.launch import Composer, _outcome, _shown
 from seedhp.sweep.progress import Progress
@@ -367,9 +368,9 @@ def _job_dir(group: Group, job: Job) -> JobInfo:
     task, hydra = _job_containers(group, job, out)
     hydra_dir = Path(out) / str(group.hydra.get("output_subdir") or ".hydra")
     hydra_dir.mkdir(parents=True, exist_ok=True)
-    (hydra_dir / "config.yaml").write_text(group.task_text.dump(task))
-    (hydra_dir / "hydra.yaml").write_text(_hydra_yaml(group, hydra))
-    (hydra_dir / "overrides.yaml").write_text(_yaml(list(job.overrides)))
+    write_scrubbed(hydra_dir / "config.yaml", group.task_text.dump(task))
+    write_scrubbed(hydra_dir / "hydra.yaml", _hydra_yaml(group, hydra))
+    write_scrubbed(hydra_dir / "overrides.yaml", _yaml(list(job.overrides)))
     return JobInfo(
         multirun=True, output_dir=out, choices=group.choices(), overrides=tuple(job.overrides)
     )
@@ -414,4 +415,4 @@ def _note(cfg: DictConfig, output_dir: str, ret: JobReturn, seconds: float, k: i
     """One line in each seed's own job log (the pack's output goes to its first seed's)."""
     path = Path(output_dir) / f"{cfg.hydra.job.name}.log"
     with open(path, "a") as f:
-        f.write(f"trained in a pack of {k} ({seconds:.1f} s): {_outcome(ret, cfg)}\n")
+        f.write(scrub(f"trained in a pack of {k} ({seconds:.1f} s): {_outcome(ret, cfg)}\n"))

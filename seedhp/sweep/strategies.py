@@ -33,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from seedhp.errors import ConfigError, exit_on_config_error
 from seedhp.job import record
 from seedhp.job.tracking import Tracker
-from seedhp.job.urls import redact
+from seedhp.job.urls import redact, write_scrubbed
 from seedhp.stats import strategies as numbers
 from seedhp.stats.contrast import best_trials
 from seedhp.stats.summary import maximize as maximizes
@@ -114,7 +114,7 @@ def strategies_sweep(
         open_study(studies[(0, s.strategies[0])])  # an unreachable storage: one line, now
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(config, sweep_dir / "multirun.yaml")
+    write_scrubbed(sweep_dir / "multirun.yaml", OmegaConf.to_yaml(config))
     tracker = Tracker(job.tracking.uri, job.tracking.experiment)
     tracker.reap()
     parent = _contrast_parent(tracker, s, " ".join(arguments))

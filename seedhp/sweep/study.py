@@ -38,7 +38,7 @@ from seedhp.errors import exit_on_config_error
 from seedhp.job.hooks import Hooks
 from seedhp.job.owner import this_process
 from seedhp.job.tracking import Tracker
-from seedhp.job.urls import redact
+from seedhp.job.urls import redact, scrub, write_scrubbed
 from seedhp.stats.aggregate import aggregate
 from seedhp.stats.contrast import best_trials
 from seedhp.sweep import at_end
@@ -117,7 +117,7 @@ def optuna_sweep(
     # the storage and the MLflow store are reached before anything is written
     ctx = start_study(hydra_context, config, launcher, app, settings, job_settings, sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(config, sweep_dir / "multirun.yaml")
+    write_scrubbed(sweep_dir / "multirun.yaml", OmegaConf.to_yaml(config))
     ctx.tracker.reap()
     status, last = "FAILED", False
     try:
@@ -409,7 +409,7 @@ def _tell(
     if outcome.config_id:
         trial.set_user_attr("config_id", outcome.config_id)
     if outcome.errors:
-        trial.set_user_attr("errors", {str(k): v for k, v in outcome.errors.items()})
+        trial.set_user_attr("errors", {str(k): scrub(v) for k, v in outcome.errors.items()})
     values = [outcome.scores[x] for x in seeds if x in outcome.scores]
     shown = show_params(params)
     reused = f", reused seed-runs of seeds {outcome.reused}" if outcome.reused else ""

@@ -13,7 +13,7 @@ import yaml
 from optuna.trial import TrialState
 
 from seedhp.job.tracking import Tracker, metric
-from seedhp.job.urls import redact
+from seedhp.job.urls import redact, write_scrubbed
 from seedhp.stats.contrast import TIE_RULE, best_trials
 from seedhp.sweep.study_settings import StudySettings
 from seedhp.sweep.study_storage import FINISHED, count_trials
@@ -114,7 +114,7 @@ def finish(ctx: StudyContext, status: str) -> str:
     s = ctx.settings
     res = results(ctx)
     path = ctx.sweep_dir / "optimization_results.yaml"
-    path.write_text(yaml.safe_dump(res, sort_keys=False))
+    write_scrubbed(path, yaml.safe_dump(res, sort_keys=False))
     ctx.tracker.log_artifact(ctx.parent, path)
     # named apart from the seed-runs' metrics (their best_val_acc is per epoch)
     metrics = [

@@ -19,7 +19,7 @@ from optuna.trial import Trial, TrialState
 from seedhp.errors import ConfigError
 from seedhp.job.locks import sqlite_lock
 from seedhp.job.owner import gone
-from seedhp.job.urls import check_sqlite, redact, sqlite_file
+from seedhp.job.urls import check_sqlite, redact, remember, scrub, sqlite_file
 from seedhp.sweep.space import SearchSpace
 from seedhp.sweep.study_settings import StudySettings, make_pruner, make_sampler
 
@@ -51,6 +51,7 @@ def open_study(s: StudySettings, attempts: int = 10) -> optuna.Study:
     study: on SQLite a lock file orders them; on a server database the loser's insert fails
     with a unique-key violation (or its CREATE with "already exists"), and it tries again, then
     finds what the winner created."""
+    remember([s.storage])  # its password is masked in everything this process writes
     if s.storage.startswith("sqlite:"):
         check_sqlite("hydra.sweeper.storage", s.storage)
     for attempt in range(1, attempts + 1):
@@ -206,10 +207,11 @@ def _interrupt_mlflow_runs(ctx: StudyContext, trial_number: int) -> None:
 
 
 def config_key(fixed: Sequence[str], params: Mapping[str, Any], space: SearchSpace) -> str:
-    """A configuration within a study: its fixed overrides and searched values, not its seed."""
+    """A configuration within a study: its fixed overrides and searched values, not its seed
+    (scrubbed: it is stored as a trial attribute, and a tracking URI may hold a password)."""
     dims = {d.key: d for d in space.dimensions}
     searched = sorted(dims[k].override(v) for k, v in params.items() if k != "seed")
-    return json.dumps([sorted(fixed), searched])
+    return scrub(json.dumps([sorted(fixed), searched]))
 
 
 def finished_seed_runs(study: optuna.Study, key: str) -> dict[int, tuple[float, str | None]]:

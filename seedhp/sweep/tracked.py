@@ -32,7 +32,7 @@ from seedhp.job import record
 from seedhp.job.hooks import Pruned
 from seedhp.job.identity import config_id, without_seed
 from seedhp.job.settings import ReportSettings, Settings, TrackingSettings, check_seed, flatten
-from seedhp.job.urls import redact
+from seedhp.job.urls import redact, scrub_files
 from seedhp.stats.summary import maximize
 
 OWN_LAUNCHERS = ("seedhp_launcher.", "packed_launcher.", "packed_submitit_launcher.")
@@ -265,6 +265,7 @@ class TrackedTask:
 
         s = self.settings
         hc = HydraConfig.get()
+        hydra_files(hc)
         overrides = [str(o) for o in hc.overrides.task]
         seed = app_seed(cfg, s.seed_key)
         container = app_container(cfg)
@@ -334,6 +335,13 @@ class TrackedTask:
         if self.on_end is not None and not self.on_end(seed, objective):
             self.stopped = True
         return value
+
+
+def hydra_files(hc: Any) -> None:
+    """The job's .hydra/ files, which Hydra wrote before the job started, scrubbed of the
+    passwords this process knows (a storage or tracking URI in hydra.yaml, overrides.yaml)."""
+    if hc.output_subdir is not None:
+        scrub_files(Path(str(hc.runtime.output_dir)) / str(hc.output_subdir))
 
 
 @contextlib.contextmanager

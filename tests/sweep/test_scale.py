@@ -270,3 +270,72 @@ def test_slurm_launchers_without_slurm_fail_in_one_line(tmp_path: Path) -> None:
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1, result.stderr
         assert lines[0].startswith(f"seedhp: error: hydra/launcher={launcher}: no SLURM")
+
+
+def test_no_password_is_written_with_database_and_server_uris(
+    services: dict[str, str], tmp_path: Path
+) -> None:
+    """A study on PostgreSQL recording to an MLflow server with `http://user:pw@` and to
+    PostgreSQL by a database URL: no file, run, artifact, study attribute or printed line
+    holds a password (tests/job/test_secrets.py: the query-string form)."""
+    from mlflow.tracking import MlflowClient
+
+    from tests.job.test_secrets import leaks
+
+    storage = services["storage"]
+    planted = ("s3cret-pw", "Http-PLANTED-77")
+    trackings = [
+        services["tracking"].replace("http://", f"http://alice:{planted[1]}@"),
+        storage.rsplit("/", 1)[0] + "/mlflow",
+    ]
+    for i, tracking in enumerate(trackings):
+        cwd = _dir(tmp_path / str(i))
+        done = cli(
+            [
+                "-m",
+                "hydra/sweeper=optuna",
+                "hydra.sweeper.n_trials=2",
+                f"hydra.sweeper.study_name=secrets{i}",
+                f"hydra.sweeper.storage={storage}",
+                f"tracking.uri={tracking}",
+                f"tracking.experiment=secrets{i}",
+                "seed=range(0,10)",
+                "model=mlp",
+                "model.hidden=[8]",
+                "train.epochs=1",
+            ],
+            cwd=cwd,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        report = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "seedhp"),
+                "report",
+                f"--study=secrets{i}",
+                f"--storage={storage}",
+                f"--tracking-uri={tracking}",
+            ],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            env=cli_env(),
+        )
+        assert report.returncode == 0, report.stderr
+        client = MlflowClient(tracking_uri=tracking)
+        exp = client.get_experiment_by_name(f"secrets{i}")
+        assert exp is not None
+        stored = []
+        for r in client.search_runs([exp.experiment_id], max_results=1000):
+            stored.append(str(r.data.params) + str(r.data.tags) + r.info.artifact_uri)
+            client.download_artifacts(
+                r.info.run_id, "", str(_dir(cwd / "fetched" / r.info.run_id))
+            )
+        study = optuna.load_study(study_name=f"secrets{i}", storage=storage)
+        kept = study._storage  # every attribute Optuna holds, its system ones too
+        stored.append(str(study.user_attrs) + str(kept.get_study_system_attrs(study._study_id)))
+        stored += [
+            str(t.user_attrs) + str(kept.get_trial_system_attrs(t._trial_id))
+            for t in study.get_trials()
+        ]
+        printed = [done.stdout, done.stderr, report.stdout, report.stderr]
+        assert leaks(cwd, printed + stored, planted) == [], i
