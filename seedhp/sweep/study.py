@@ -62,6 +62,7 @@ from seedhp.sweep.study_storage import (
     finished_seed_runs,
     known_config_id,
     open_study,
+    retry_lost,
     tell,
 )
 from seedhp.sweep.tracked import RunContext, Target
@@ -202,10 +203,25 @@ def run_trials(ctx: StudyContext) -> bool:
     """Ask, launch and tell until the study has n_trials finished trials (True), or this
     process's trials keep failing (False)."""
     while (trial := _next_trial(ctx)) is not None:
-        run_trial(ctx, trial)
+        try:
+            run_trial(ctx, trial)
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the trial fails now, not at the next start
+            _interrupted(ctx, trial)
+            raise
         if _too_many_failures(ctx):
             return False
     return True
+
+
+def _interrupted(ctx: StudyContext, trial: Trial) -> None:
+    """Fail a trial this process was running when it was interrupted, and queue its
+    configuration again: running the command again trains it, reusing the seeds it finished."""
+    state = ctx.study.get_trials(deepcopy=False)[trial.number].state
+    if state != TrialState.RUNNING:
+        return  # told already
+    tell(ctx.study, trial, state=TrialState.FAIL)
+    log.info("trial %d interrupted: marked failed", trial.number)
+    retry_lost(ctx, trial.number)
 
 
 def _ran_the_last_trial(ctx: StudyContext) -> bool:
@@ -274,15 +290,19 @@ def _next_trial(ctx: StudyContext) -> Trial | None:
             time.sleep(1.0)  # another process holds the last trials; take over if it dies
             continue
         trial = study.ask(fixed_distributions=ctx.settings.space.distributions())
-        trial.set_user_attr(OWNER, this_process())
-        if count_trials(ctx, live) <= n:
-            return trial
-        # Other processes asked at the same moment: the lowest numbers keep the last places.
-        numbers = sorted(t.number for t in study.get_trials(deepcopy=False, states=live))
-        if numbers.index(trial.number) < n:
-            return trial
-        trial.set_user_attr("seedhp.surplus", True)
-        tell(study, trial, state=TrialState.FAIL)
+        try:
+            trial.set_user_attr(OWNER, this_process())
+            if count_trials(ctx, live) <= n:
+                return trial
+            # Other processes asked at the same moment: the lowest numbers keep the last places.
+            numbers = sorted(t.number for t in study.get_trials(deepcopy=False, states=live))
+            if numbers.index(trial.number) < n:
+                return trial
+            trial.set_user_attr("seedhp.surplus", True)
+            tell(study, trial, state=TrialState.FAIL)
+        except KeyboardInterrupt:
+            _interrupted(ctx, trial)
+            raise
 
 
 def run_trial(ctx: StudyContext, trial: Trial) -> None:

@@ -181,6 +181,8 @@ def default_study_name(strategy: str, space: SearchSpace, seeds: Sequence[int]) 
 
 
 def make_sampler(s: StudySettings) -> optuna.samplers.BaseSampler:
+    """The study's sampler; with a seed, its random draws for trial n come from (seed, n)
+    alone (seeded_per_trial)."""
     seed = s.sampler_seed
     samplers: dict[str, Callable[[], optuna.samplers.BaseSampler]] = {
         "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
@@ -191,7 +193,48 @@ def make_sampler(s: StudySettings) -> optuna.samplers.BaseSampler:
         "bruteforce": lambda: optuna.samplers.BruteForceSampler(seed=seed),
         "qmc": lambda: optuna.samplers.QMCSampler(seed=seed),
     }
-    return samplers[s.sampler]()
+    sampler = samplers[s.sampler]()
+    return sampler if seed is None else seeded_per_trial(sampler, seed)
+
+
+def seeded_per_trial(
+    sampler: optuna.samplers.BaseSampler, seed: int
+) -> optuna.samplers.BaseSampler:
+    """`sampler` with every random state it holds (its own, its startup and independent
+    samplers') reseeded before each trial from (seed, the trial's number).
+
+    A sampler seeded once draws one sequence from the start of each process: a study resumed
+    after an interruption, and each worker of a shared study, would propose the first trials'
+    values again (seen: 12 finished trials, 8 distinct). Seeded by trial number, trial n draws
+    what it would in one uninterrupted process, whoever runs it and whenever: a fresh study is
+    as reproducible as before, and a resumed or shared one repeats nothing a single process
+    would not. What a model-based sampler (TPE after its startup trials) proposes still depends
+    on the trials finished when it asks."""
+    states = _random_states(sampler)
+    before = sampler.before_trial
+
+    def before_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        for i, state in enumerate(states):
+            digest = hashlib.sha256(f"{seed}:{trial.number}:{i}".encode()).digest()
+            state.rng.seed(int.from_bytes(digest[:4], "little"))
+        before(study, trial)
+
+    sampler.before_trial = before_trial  # type: ignore[method-assign]
+    return sampler
+
+
+def _random_states(obj: object, depth: int = 0) -> list[Any]:
+    """The LazyRandomState instances of a sampler and of the samplers it holds, in a fixed
+    order (attribute order)."""
+    from optuna.samplers._lazy_random_state import LazyRandomState
+
+    found: list[Any] = []
+    for value in vars(obj).values():
+        if isinstance(value, LazyRandomState):
+            found.append(value)
+        elif isinstance(value, optuna.samplers.BaseSampler) and depth < 3:
+            found += _random_states(value, depth + 1)
+    return found
 
 
 def make_pruner(s: StudySettings) -> optuna.pruners.BasePruner:

@@ -161,7 +161,7 @@ def fail_stale_trials(ctx: StudyContext) -> None:
     study = ctx.study
     optuna.storages.fail_stale_trials(study)
     while _LOST:
-        _retry_lost(ctx, _LOST.pop(0))
+        retry_lost(ctx, _LOST.pop(0))
     grace = 6 * ctx.settings.heartbeat_seconds
     now = datetime.datetime.now()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -184,10 +184,12 @@ def fail_stale_trials(ctx: StudyContext) -> None:
                 raise
             continue
         log.info("trial %d %s: marked failed", t.number, why)
-        _retry_lost(ctx, t.number)
+        retry_lost(ctx, t.number)
 
 
-def _retry_lost(ctx: StudyContext, number: int) -> None:
+def retry_lost(ctx: StudyContext, number: int) -> None:
+    """A failed trial that never finished: its MLflow runs still open are marked interrupted,
+    and its configuration is queued to run again."""
     _interrupt_mlflow_runs(ctx, number)
     lost = ctx.study.get_trials(deepcopy=False)[number]
     if lost.params and not lost.user_attrs.get("seedhp.surplus"):

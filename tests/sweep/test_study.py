@@ -375,3 +375,91 @@ def test_tied_trials_are_broken_by_the_reports_rule_not_storage_order() -> None:
     assert [t.number for t in best_trials(done, True, "seed")] == [3, 2, 0, 1]
     # no seed of its own (averaged): config_id, then trial number
     assert [t.number for t in best_trials(done, True)] == [0, 1, 3, 2]
+
+
+def _count(db: Path, study: str, state: str) -> int:
+    """How many trials of `study` are in `state`, read straight from Optuna's tables."""
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+            row = con.execute(
+                "SELECT COUNT(*) FROM trials t JOIN studies s ON s.study_id = t.study_id "
+                "WHERE s.study_name = ? AND t.state = ?",
+                (study, state),
+            ).fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(row[0])
+
+
+TUNED = ["search=tuned", "train.epochs=1", "report.enabled=false"]  # the preset: sampler seed 0
+
+
+def _configurations(trials: list) -> list[tuple]:  # type: ignore[type-arg]
+    return [tuple(sorted((k, str(v)) for k, v in t.params.items())) for t in trials]
+
+
+@pytest.mark.slow
+def test_a_study_resumed_after_sigterm_draws_new_trials(tmp_path: Path) -> None:
+    """The preset fixes the sampler's seed; resumed, the study still explores: 12 finished
+    trials are 12 configurations. SIGTERM fails the running trial before the process exits."""
+    args = [*TUNED, "hydra.sweeper.n_trials=12", "hydra.sweeper.study_name=resumed"]
+    db = tmp_path / "outputs" / "optuna.db"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "seedhp", *args],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not (
+        _count(db, "resumed", "COMPLETE") >= 4 and _count(db, "resumed", "RUNNING") == 1
+    ):
+        time.sleep(0.05)
+    first.send_signal(signal.SIGTERM)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 130, err
+    trials = study_of(tmp_path / "outputs", "resumed").get_trials()
+    assert TrialState.RUNNING not in [t.state for t in trials]  # failed on the way out
+    assert TrialState.FAIL in [t.state for t in trials], err
+
+    again = cli(args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    trials = study_of(tmp_path / "outputs", "resumed").get_trials()
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 12
+    assert len(set(_configurations(finished))) == 12
+
+
+@pytest.mark.slow
+def test_two_workers_of_a_seeded_study_draw_what_one_process_would(tmp_path: Path) -> None:
+    """8 trials (within TPE's 10 random start-up trials) by two workers at once are, trial by
+    trial, what one process draws alone: no repeat a single process would not have."""
+    args = [*TUNED, "hydra.sweeper.n_trials=8", "hydra.sweeper.study_name=pair"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "seedhp", *args],
+            cwd=_dir(tmp_path / "shared"),
+            env=cli_env({"OMP_NUM_THREADS": "1"}),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    alone = cli(args, cwd=_dir(tmp_path / "alone"))
+    assert alone.returncode == 0, alone.stderr
+    shared = study_of(tmp_path / "shared" / "outputs", "pair").get_trials()
+    single = study_of(tmp_path / "alone" / "outputs", "pair").get_trials()
+    assert len({t.user_attrs["seedhp.owner"] for t in shared}) == 2
+    assert _configurations(shared) == _configurations(single)
+
+
+def _dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
