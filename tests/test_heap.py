@@ -45,16 +45,17 @@ def test_start_up_holds_full_collections_then_frees_its_garbage_and_freezes_the_
     assert gone() is None  # garbage at the freeze is collected, not frozen
     assert gc.get_freeze_count() > frozen and gc.get_threshold() == own
     assert gc.is_tracked(kept) and not any(o is kept for o in gc.get_objects())  # frozen
-    count = gc.get_freeze_count()
-    heap.started()  # a later configuration's probe: nothing more
-    assert gc.get_freeze_count() == count
+    later = Node()
+    heap.started()  # a later configuration's probe: nothing more is frozen
+    # (the count itself may fall: a frozen object whose last reference goes is freed)
+    assert any(o is later for o in gc.get_objects())
 
 
 def test_outside_seedhps_command_the_collector_is_left_alone() -> None:
     own = gc.get_threshold()
-    frozen = gc.get_freeze_count()
+    fresh = Node()
     heap.started()
-    assert gc.get_threshold() == own and gc.get_freeze_count() == frozen
+    assert gc.get_threshold() == own and any(o is fresh for o in gc.get_objects())
 
 
 PROBE = """

@@ -37,6 +37,7 @@ from seedhp import heap
 from seedhp.errors import exit_on_config_error
 from seedhp.job.hooks import Hooks
 from seedhp.job.owner import this_process
+from seedhp.job.signals import held_interrupts
 from seedhp.job.tracking import Tracker
 from seedhp.job.urls import redact, scrub, write_scrubbed
 from seedhp.stats.aggregate import aggregate
@@ -202,14 +203,16 @@ def start_study(
 def run_trials(ctx: StudyContext) -> bool:
     """Ask, launch and tell until the study has n_trials finished trials (True), or this
     process's trials keep failing (False)."""
-    while (trial := _next_trial(ctx)) is not None:
-        try:
+    trial: Trial | None = None
+    try:
+        while (trial := _next_trial(ctx)) is not None:
             run_trial(ctx, trial)
-        except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the trial fails now, not at the next start
+            if _too_many_failures(ctx):
+                return False
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the trial fails now, not at the next start
+        if trial is not None:
             _interrupted(ctx, trial)
-            raise
-        if _too_many_failures(ctx):
-            return False
+        raise
     return True
 
 
@@ -289,8 +292,10 @@ def _next_trial(ctx: StudyContext) -> Trial | None:
         if count_trials(ctx, live) >= n:
             time.sleep(1.0)  # another process holds the last trials; take over if it dies
             continue
-        trial = study.ask(fixed_distributions=ctx.settings.space.distributions())
+        trial: Trial | None = None
         try:
+            with held_interrupts():  # the trial exists once asked: an interrupt must find it
+                trial = study.ask(fixed_distributions=ctx.settings.space.distributions())
             trial.set_user_attr(OWNER, this_process())
             if count_trials(ctx, live) <= n:
                 return trial
@@ -301,7 +306,8 @@ def _next_trial(ctx: StudyContext) -> Trial | None:
             trial.set_user_attr("seedhp.surplus", True)
             tell(study, trial, state=TrialState.FAIL)
         except KeyboardInterrupt:
-            _interrupted(ctx, trial)
+            if trial is not None:
+                _interrupted(ctx, trial)
             raise
 
 
