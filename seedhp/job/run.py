@@ -20,6 +20,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -30,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from seedhp import heap
 from seedhp.errors import ConfigError, exit_on_config_error  # noqa: F401 (re-exported)
-from seedhp.job import record
+from seedhp.job import claims, record
 from seedhp.job.hooks import Pruned, Reporter, report_epoch
 from seedhp.job.identity import configuration_overrides
 from seedhp.job.settings import Settings, check_seed, flatten, parse, resolve_device
@@ -45,6 +46,7 @@ from seedhp.train.seeds import SeedStreams, derive_seeds
 
 log = logging.getLogger("seedhp")
 FLUSH_SECONDS = 30.0  # a long run's curves reach MLflow at least this often
+MAX_CLAIM_ROUNDS = 3  # seeds orphaned by dead processes this often are trained unclaimed
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,7 @@ def train_pack(
     infos: Sequence[JobInfo],
     on_epoch: Reporter | None = None,
     on_pack_epoch: Callable[[int, int, int], None] | None = None,
+    attempt: int = 1,
 ) -> list[float | BaseException]:
     """Train one configuration on `seeds` as one pack, one MLflow run each; a plain run is a
     pack of one. Returns each seed's objective, or the error that stopped the pack.
@@ -197,7 +200,10 @@ def train_pack(
     alive)`: the launcher's progress display.
 
     `cfg` is checked once; each seed's settings and resolved config are derived from it (in
-    full per seed when a value of the config interpolates the seed).
+    full per seed when a value of the config interpolates the seed). With tracking.claim (the
+    grid sweeper's), a seed another process has finished or is training is not trained here:
+    its run is waited for and reused, or trained after all if its process dies unfinished
+    (seedhp.job.claims; `attempt` counts those rounds).
     """
     seeds = [check_seed(s) for s in seeds]
     containers = seed_containers(cfg, seeds)
@@ -216,15 +222,40 @@ def train_pack(
     settings = [replace(s, train=replace(s.train, engine=engine)) for s in settings]
     tracker = Tracker(first.tracking.uri, first.tracking.experiment)
     records: list[_RunLog] = []
+    claim = first.tracking.claim and attempt <= MAX_CLAIM_ROUNDS
+    held: dict[int, Any] = {}
     try:
-        texts = Entries()  # the seeds' config.yaml artifacts share all but the seed's line
-        starts = [
-            _start(c, s, st, info, data, len(seeds), texts)
-            for c, s, st, info in zip(containers, settings, streams, infos, strict=True)
-        ]
-        run_ids = tracker.start_many([start for start, _, _ in starts])
+        with claims.store_lock(tracker, first.config_id) if claim else nullcontext(True) as exact:
+            held = claims.taken(tracker, first.config_id, seeds) if claim else {}
+            keep = [i for i, s in enumerate(seeds) if s not in held]
+            texts = Entries()  # the seeds' config.yaml artifacts share all but the seed's line
+            starts = [
+                _start(containers[i], settings[i], streams[i], infos[i], data, len(keep), texts)
+                for i in keep
+            ]
+            run_ids = tracker.start_many([start for start, _, _ in starts])
+        if claim and not exact:  # no lock to hold: look again, the earlier run wins
+            lost = claims.beaten(
+                tracker, first.config_id, {seeds[i]: r for i, r in zip(keep, run_ids, strict=True)}
+            )
+            for i, run_id in zip(keep, run_ids, strict=True):
+                if seeds[i] in lost:
+                    tracker.delete_run(run_id)
+            held.update(lost)
+            mine = [
+                (i, r, st)
+                for i, r, st in zip(keep, run_ids, starts, strict=True)
+                if seeds[i] not in lost
+            ]
+            keep, run_ids, starts = (
+                [m[0] for m in mine],
+                [m[1] for m in mine],
+                [m[2] for m in mine],
+            )
+        settings, infos_kept = [settings[i] for i in keep], [infos[i] for i in keep]
+        streams = [streams[i] for i in keep]
         for run_id, (_, params, config), s, info in zip(
-            run_ids, starts, settings, infos, strict=True
+            run_ids, starts, settings, infos_kept, strict=True
         ):
             tracker.log_text(run_id, config, "config.yaml")
             records.append(
@@ -234,11 +265,15 @@ def train_pack(
                     params,
                     s.objective,
                     verbose=not info.multirun,
-                    on_epoch=(on_epoch or report_epoch) if len(seeds) == 1 else None,
+                    on_epoch=(on_epoch or report_epoch) if len(keep) == 1 else None,
                 )
             )
-        return _train_and_finish(
-            cfg, settings, infos, streams, data, device, tracker, records, on_pack_epoch
+        trained = (
+            _train_and_finish(
+                cfg, settings, infos_kept, streams, data, device, tracker, records, on_pack_epoch
+            )
+            if keep
+            else []
         )
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (a SLURM time limit): not the seeds' fault
         for record in records:
@@ -246,6 +281,26 @@ def train_pack(
                 record.send()
                 tracker.interrupt(record.run_id, "its process was interrupted (SIGINT/SIGTERM)")
         raise
+    values: dict[int, float | BaseException] = {
+        seeds[i]: v for i, v in zip(keep, trained, strict=True)
+    }
+    if held:  # other processes' runs of these seeds: wait for them, train the orphans here
+        t = first.tracking
+        reused, orphans = claims.wait(
+            tracker, first.config_id, held, first.objective, t.parent_run_id, t.role
+        )
+        values.update(reused)
+        if orphans:
+            again = train_pack(
+                cfg,
+                orphans,
+                [infos[seeds.index(s)] for s in orphans],
+                on_epoch,
+                on_pack_epoch,
+                attempt + 1,
+            )
+            values.update(zip(orphans, again, strict=True))
+    return [values[s] for s in seeds]
 
 
 def seed_containers(cfg: DictConfig, seeds: Sequence[int]) -> list[dict[str, Any]]:

@@ -35,6 +35,7 @@ class TrackingSettings:
     save_predictions: bool
     tags: dict[str, str]
     label: str | None = None  # the configuration's name; None: derived from the command line
+    claim: bool = False  # look for other processes' runs of a seed first (seedhp.job.claims)
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,7 @@ def _tracking(t: Mapping[str, Any], outputs: Path) -> TrackingSettings:
         parent_run_id=t.get("parent_run_id") or None,
         save_predictions=bool(t.get("save_predictions", False)),
         tags=tags,
+        claim=bool(t.get("claim", False)),
     )
 
 

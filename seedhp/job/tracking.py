@@ -25,9 +25,12 @@ from seedhp.job.locks import sqlite_lock
 from seedhp.job.new_store import copy_empty_store
 from seedhp.job.owner import gone, this_process
 from seedhp.job.record import (
+    CONFIG_ID,
     HEARTBEAT,
     OWNER,
     PARENT,
+    SEED,
+    STATUS,
     is_seed_run,
     read_seed_run,
     role,
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 log = logging.getLogger("seedhp")
 PARENT_TAG, OWNER_TAG, HEARTBEAT_TAG = PARENT, OWNER, HEARTBEAT
+SEED_TAG, CONFIG_TAG, STATUS_TAG = SEED, CONFIG_ID, STATUS
 # MLflow 3's UI opens an experiment of this kind on its training-runs table, not on the GenAI
 # overview (traces); the UI's own "experiment type" setting writes the same tag
 KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
@@ -65,6 +69,17 @@ class Start:
     name: str
     tags: Mapping[str, str]
     parent_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A run of one (configuration, seed), as a claim reads it (Tracker.runs_of)."""
+
+    run_id: str
+    seed: int
+    status: str  # MLflow's: RUNNING | FINISHED
+    tags: Mapping[str, str]  # its seed, owner, heartbeat and seedhp.status tags
+    start_time: int  # ms
 
 
 @dataclass(frozen=True)
@@ -293,6 +308,58 @@ class Tracker:
         if store is None:
             return self.search(f"tags.`{PARENT_TAG}` = '{parent_id}'")
         return _children_in_one_session(store, self.experiment_id, parent_id, params)
+
+    def runs_of(self, config_id: str, seeds: Collection[int]) -> list[Pair]:
+        """The active runs of `config_id` on `seeds` (RUNNING or FINISHED), with the tags a claim
+        is read from: on a SQL store in two indexed queries, elsewhere through search_runs."""
+        wanted = {str(s) for s in seeds}
+        keys = (SEED_TAG, OWNER_TAG, HEARTBEAT_TAG, STATUS_TAG)
+        store = self._sql_store()
+        if store is None:
+            return [
+                Pair(
+                    r.info.run_id,
+                    int(r.data.tags[SEED_TAG]),
+                    r.info.status,
+                    {k: r.data.tags[k] for k in keys if k in r.data.tags},
+                    int(r.info.start_time or 0),
+                )
+                for r in self.search(f"tags.config_id = '{config_id}'")
+                if r.data.tags.get(SEED_TAG) in wanted and r.info.status in ("RUNNING", "FINISHED")
+            ]
+        from mlflow.store.tracking.dbmodels.models import SqlRun, SqlTag
+        from sqlalchemy import select
+
+        run_t, tag_t = SqlRun.__table__, SqlTag.__table__
+        with store.ManagedSessionMaker() as session:
+            found = {
+                run_id: (status, start)
+                for run_id, status, start in session.execute(
+                    select(run_t.c.run_uuid, run_t.c.status, run_t.c.start_time)
+                    .join(tag_t, tag_t.c.run_uuid == run_t.c.run_uuid)
+                    .where(
+                        tag_t.c.key == CONFIG_TAG,
+                        tag_t.c.value == config_id,
+                        run_t.c.experiment_id == int(self.experiment_id),
+                        run_t.c.lifecycle_stage == "active",
+                        run_t.c.status.in_(("RUNNING", "FINISHED")),
+                    )
+                )
+            }
+            tags: dict[str, dict[str, str]] = {r: {} for r in found}
+            ids = list(found)
+            for start in range(0, len(ids), 500):
+                for run_id, key, value in session.execute(
+                    select(tag_t.c.run_uuid, tag_t.c.key, tag_t.c.value).where(
+                        tag_t.c.run_uuid.in_(ids[start : start + 500]), tag_t.c.key.in_(keys)
+                    )
+                ):
+                    tags[run_id][key] = value
+        return [
+            Pair(run_id, int(tags[run_id][SEED_TAG]), status, tags[run_id], int(start or 0))
+            for run_id, (status, start) in found.items()
+            if tags[run_id].get(SEED_TAG) in wanted
+        ]
 
     def search(self, filter_string: str) -> list[Run]:
         """Every run of the experiment that matches an MLflow filter string, all pages."""

@@ -150,6 +150,8 @@ def tracking_overrides(c: RunContext) -> list[str]:
             out.append(f"tracking.{key}={value}")
     if c.label:
         out.append(f"tracking.label={quote(c.label)}")
+    if c.claim:
+        out.append("++tracking.claim=true")  # ++: configs stored before the key existed
     return out
 
 

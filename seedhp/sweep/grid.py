@@ -7,6 +7,7 @@ job trains; a failed job is counted in the summary and never stops the others.
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import logging
@@ -134,12 +135,13 @@ def grid_sweep(
     )
     mark_reused(tracker, list(done.values()), parent, settings.tracking.role)
     todo = [job for i, job in enumerate(jobs) if i not in done]
-    context = RunContext(parent, settings.tracking.role)
+    context = RunContext(parent, settings.tracking.role, claim=reuse)
     returns: list[Sequence[JobReturn]] = []
     status = "FAILED"
     try:
         batch = max_batch_size or len(todo) or 1
-        first = next_job_number(sweep_dir)  # a re-run in the same directory adds, never overwrites
+        # a re-run in the same directory adds, never overwrites
+        first = next_job_number(sweep_dir, len(todo))
         for start in range(0, len(todo), batch):
             # each job told its parent run and role (seedhp's own task: tracking.* overrides)
             chunk = app.jobs(todo[start : start + batch], context)
@@ -147,7 +149,8 @@ def grid_sweep(
             heap.started()  # no-op where the first pack's probe ended start-up already
             stop_on_config_error(returns[-1])
         named = at_end.named_by_user(config, arguments)
-        at_end.reseed(tracker, parent, settings, launcher, next_job_number(sweep_dir), named)
+        first = next_job_number(sweep_dir, 2 * settings.report.fresh_seeds)  # both winners
+        at_end.reseed(tracker, parent, settings, launcher, first, named)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -195,10 +198,27 @@ def _finished(
     return done
 
 
-def next_job_number(sweep_dir: Path) -> int:
-    """One past the highest numbered job directory in the sweep directory (0 in a new one)."""
-    numbers = [int(p.name) for p in sweep_dir.iterdir() if p.name.isdigit() and p.is_dir()]
-    return max(numbers, default=-1) + 1
+def next_job_number(sweep_dir: Path, reserve: int = 0) -> int:
+    """One past the highest numbered job directory in the sweep directory (0 in a new one),
+    and past the numbers other processes have reserved there; `reserve` more are this
+    process's. Two sweeps that share a directory (started in the same second: Hydra's default
+    names it by the time) number their jobs apart."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    with open(sweep_dir / ".jobs.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            handle.seek(0)
+            text = handle.read().strip()
+            numbers = [int(p.name) for p in sweep_dir.iterdir() if p.name.isdigit() and p.is_dir()]
+            first = max(max(numbers, default=-1) + 1, int(text) if text.isdigit() else 0)
+            if reserve:
+                handle.seek(0)
+                handle.truncate()
+                handle.write(str(first + reserve))
+                handle.flush()
+            return first
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _close_parent(

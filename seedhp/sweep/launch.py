@@ -137,7 +137,7 @@ def launch_in_process(
 
 def _shown(overrides: Sequence[str]) -> str:
     """The overrides a reader needs: not the bookkeeping ones seedhp's sweepers add."""
-    return " ".join(o for o in overrides if not o.startswith("tracking."))
+    return " ".join(o for o in overrides if not o.lstrip("+").startswith("tracking."))
 
 
 def _outcome(ret: JobReturn, cfg: DictConfig) -> str:

@@ -21,14 +21,15 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from seedhp.errors import ConfigError
-from seedhp.job import record
+from seedhp.job import claims, record
 from seedhp.job.hooks import Pruned
 from seedhp.job.identity import config_id, without_seed
 from seedhp.job.settings import ReportSettings, Settings, TrackingSettings, check_seed, flatten
@@ -67,6 +68,7 @@ class RunContext:
     strategy: str | None = None
     label: str | None = None
     replicate: int | None = None  # the strategy contrast's
+    claim: bool = False  # a seed another process has trained or is training is reused, not run
 
     def tags(self) -> dict[str, str]:
         """Its study, trial and strategy (the role and parent go with record.seed_run_tags)."""
@@ -261,7 +263,7 @@ class TrackedTask:
             return None  # the trial was pruned: its remaining seeds are not trained
         from hydra.core.hydra_config import HydraConfig
 
-        from seedhp.job.tracking import Tracker, metric
+        from seedhp.job.tracking import Tracker
 
         s = self.settings
         hc = HydraConfig.get()
@@ -272,10 +274,39 @@ class TrackedTask:
         config_overrides = list(without_seed(overrides, s.seed_key))
         label = self.context.label or " ".join([str(hc.job.name), *sorted(config_overrides)])
         tracker = Tracker(s.uri(), s.experiment or "seedhp")
+        cid = app_config_id(container, s.seed_key)
+        lock = claims.store_lock(tracker, cid) if self.context.claim else nullcontext(True)
+        with lock as exact:
+            if self.context.claim and seed in claims.taken(tracker, cid, [seed]):
+                return self._reused(tracker, cid, seed, cfg)
+            run_id = self._start(tracker, seed, cid, label, hc, config_overrides)
+        if (
+            self.context.claim
+            and not exact
+            and seed in claims.beaten(tracker, cid, {seed: run_id})
+        ):
+            tracker.delete_run(run_id)
+            return self._reused(tracker, cid, seed, cfg)
+        return self._run(tracker, run_id, seed, container, overrides, cfg)
+
+    def _reused(self, tracker: Any, cid: str, seed: int, cfg: DictConfig) -> Any:
+        """Another process has run or is running this (configuration, seed): its metrics, once
+        it has finished (the sweep counts its run as its own); if its process dies first, the
+        job runs here after all."""
+        name = self.settings.objective or DEFAULT_OBJECTIVE
+        parent = self.context.parent_run_id
+        values, orphans = claims.wait(tracker, cid, [seed], name, parent, self.context.role)
+        if orphans:
+            return replace(self, context=replace(self.context, claim=False))(cfg)
+        return {name: values[seed]} if self.settings.objective else values[seed]
+
+    def _start(
+        self, tracker: Any, seed: int, cid: str, label: str, hc: Any, config_overrides: list[str]
+    ) -> str:
         tags = {
             **record.seed_run_tags(
                 seed,
-                app_config_id(container, s.seed_key),
+                cid,
                 label,
                 self.context.role,
                 str(hc.runtime.output_dir),
@@ -283,12 +314,26 @@ class TrackedTask:
                 self.context.parent_run_id,
             ),
             "seedhp.app": str(hc.job.name),
-            "seedhp.seed_key": s.seed_key,
+            "seedhp.seed_key": self.settings.seed_key,
             **self.context.tags(),
         }
-        run_id = tracker.start_run(
+        return tracker.start_run(
             record.run_name(seed, label, self.context.trial), tags, self.context.parent_run_id
         )
+
+    def _run(
+        self,
+        tracker: Any,
+        run_id: str,
+        seed: int,
+        container: dict[str, Any],
+        overrides: list[str],
+        cfg: DictConfig,
+    ) -> Any:
+        """The task function, recorded as the seed-run `run_id`."""
+        from seedhp.job.tracking import metric
+
+        s = self.settings
         params = {
             **{k: redact(v) if "uri" in k else v for k, v in flatten(container).items()},
             "overrides": " ".join(overrides)[:6000],

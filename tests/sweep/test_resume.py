@@ -220,3 +220,76 @@ def test_each_configuration_and_seed_counts_once(
     records = [{"config_id": c, "seed": s, "status": st, "start_time": t} for c, s, st, t in runs]
     k, i = latest_per_seed(records)
     assert [r["start_time"] for r in k] == kept and [r["start_time"] for r in i] == ignored
+
+
+def _claims_sweep(cwd: Path, extra: list[str]) -> list[subprocess.Popen[str]]:
+    """Two identical grid sweeps on one store, started together."""
+    env = cli_env({"OMP_NUM_THREADS": "1"})
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "seedhp", *extra],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+
+
+@pytest.mark.parametrize(
+    "launcher",
+    [
+        pytest.param(["hydra.launcher.pack_size=4"], id="packed"),
+        pytest.param(["hydra/launcher=seedhp"], id="seed-by-seed", marks=pytest.mark.slow),
+    ],
+)
+def test_two_identical_sweeps_started_together_train_each_pair_once(
+    tmp_path: Path, launcher: list[str]
+) -> None:
+    args = [*SWEEP, "seed=range(0,12)", "train.epochs=3", *launcher]
+    procs = _claims_sweep(tmp_path, args)
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    outputs = tmp_path / "outputs"
+    pairs = _finished_pairs(outputs)
+    assert len(pairs) == 12 and set(pairs.values()) == {1}  # each pair trained once
+    assert not [r for r in all_runs(outputs) if r.info.status == "RUNNING"]
+    # each sweep counts every seed: its own runs and the ones the other trained meanwhile
+    parents = [r for r in all_runs(outputs) if r.data.tags.get("seedhp.kind") == "sweep"]
+    assert len(parents) == 2 and all(p.data.metrics["seed_runs"] == 12 for p in parents)
+    # their job directories do not collide, even in one sweep directory (the same second)
+    job_dirs = [r.data.tags["seedhp.job_dir"] for r in all_runs(outputs) if "seed" in r.data.tags]
+    assert len(set(job_dirs)) == len(job_dirs) == 12
+
+
+@pytest.mark.slow
+def test_seeds_claimed_by_a_process_that_dies_are_trained_by_the_one_that_waits(
+    tmp_path: Path,
+) -> None:
+    # a CNN pack of six for 30 epochs: long enough to be found training by the second sweep
+    args = ["-m", "seed=range(0,6)", "train.epochs=30", "report.enabled=false"]
+    db = tmp_path / "outputs" / "mlflow.db"
+    first = _start(args, tmp_path)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and list(_seed_states(db).values()).count("RUNNING") < 6:
+        time.sleep(0.05)  # the first sweep holds all six seeds
+    log = tmp_path / "second.log"
+    with open(log, "w") as sink:
+        second = subprocess.Popen(
+            [sys.executable, "-m", "seedhp", *args],
+            cwd=tmp_path,
+            env=cli_env(),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    while time.monotonic() < deadline and "waiting to reuse them" not in log.read_text():
+        time.sleep(0.05)  # the second sweep found the six seeds held and waits for them
+    assert "waiting to reuse them" in log.read_text()
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    second.wait(timeout=300)
+    assert second.returncode == 0, log.read_text()
+    pairs = _finished_pairs(tmp_path / "outputs")
+    assert len(pairs) == 6 and set(pairs.values()) == {1}
