@@ -162,6 +162,21 @@ BAD_INPUTS.update(
             "data.source._target_=tests.mixers.float_labels: its train y has shape (10,) and "
             "dtype torch.float32: expected (10,) integer class labels",
         ),
+        "a seed that is not a number": (["seed=abc"], "seed=abc: a seed must be an integer"),
+        "a null seed": (["seed=null"], "seed=None: a seed must be an integer"),
+        "a list as the seed": (["seed=[1,2]"], "seed=[1, 2]: a seed must be an integer"),
+        "a hundred million seeds": (
+            ["-m", "seed=range(0,100000000)"],
+            "seed=range(0,100000000): 100,000,000 values: one sweep takes at most 100,000 jobs",
+        ),
+        "a grid beyond the bound": (
+            ["-m", "seed=range(0,1000)", "optimizer.lr=range(0.001,1,0.001)"],
+            "seed x optimizer.lr=1000 x 999: 999,000 jobs: one sweep takes at most 100,000",
+        ),
+        "a study's seeds beyond the bound": (
+            [*OPT, "seed=range(0,100000000)"],
+            "seed=range(0,100000000): 100,000,000 values",
+        ),
         "a loader that returns one array": (
             ["data=custom", "data.source._target_=tests.mixers.one_array"],
             "data.source._target_=tests.mixers.one_array: returned a Tensor; a data loader "

@@ -157,7 +157,7 @@ def pack_engine(cfg: DictConfig, settings: Settings, data: Splits, device: torch
 def run(cfg: DictConfig, info: JobInfo | None = None) -> float:
     """Train one seed-run, record it in MLflow, return the objective. `info`: what Hydra knows
     of the job (seedhp.sweep.launch.job_info); none outside Hydra."""
-    [value] = train_pack(cfg, [int(cfg.seed)], [info or JobInfo()])
+    [value] = train_pack(cfg, [check_seed(cfg.get("seed"))], [info or JobInfo()])
     if isinstance(value, BaseException):
         raise value
     return value

@@ -32,6 +32,8 @@ from seedhp.job.urls import redact, write_scrubbed
 from seedhp.stats.summary import ConfigSummary, format_table, latest_per_seed, summarize
 from seedhp.sweep import at_end
 from seedhp.sweep.app import App, stop_on_config_error
+from seedhp.sweep.bound import check_grid
+from seedhp.sweep.bound import values as bounded_values
 from seedhp.sweep.reuse import finished_runs, mark_reused, sweep_runs
 from seedhp.sweep.tracked import RunContext, Target
 
@@ -41,6 +43,7 @@ log = logging.getLogger("seedhp")
 def expand(overrides: Sequence[Override], seed_key: str = "seed") -> list[list[str]]:
     """The cartesian product of the sweep, as Hydra's basic sweeper forms it; every `seed` value
     is checked, and an empty sweep is an error rather than a silent no-op."""
+    check_grid(overrides)  # before anything is expanded
     lists: dict[str, list[str]] = {}
     for o in overrides:
         key = o.get_key_element()
@@ -53,7 +56,7 @@ def expand(overrides: Sequence[Override], seed_key: str = "seed") -> list[list[s
                     "the grid sweeper takes a,b,c lists, choice(...) and range(...); "
                     "intervals need hydra/sweeper=optuna",
                 )
-            values = list(o.sweep_iterator())
+            values = bounded_values(o)
             if not values:
                 example = f" e.g. {seed_key}='range(0,10)'" if o.key_or_group == seed_key else ""
                 raise ConfigError(

@@ -19,6 +19,8 @@ from hydra.errors import ConfigCompositionException, HydraException, MissingConf
 from omegaconf import DictConfig, OmegaConf
 
 from seedhp.errors import ConfigError
+from seedhp.sweep.bound import check_grid
+from seedhp.sweep.bound import values as bounded_values
 
 
 def preflight(overrides: Sequence[str], conf_dir: Path) -> None:
@@ -27,6 +29,7 @@ def preflight(overrides: Sequence[str], conf_dir: Path) -> None:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except HydraException:
         return  # a syntax error: Hydra's own message names the override and the position
+    check_grid(parsed)  # a sweep too large to expand is refused before it is
     firsts: list[str] = []  # each override with its first value (a sweep's first element)
     for o in parsed:
         if o.key_or_group in ("hydra/sweeper/sampler", "hydra/sweeper/pruner"):
@@ -44,7 +47,7 @@ def preflight(overrides: Sequence[str], conf_dir: Path) -> None:
         if o.is_sweep_override():
             if not o.is_discrete_sweep():
                 continue
-            values: list[object] = list(o.sweep_iterator())
+            values: list[object] = bounded_values(o)
             texts = list(o.sweep_string_iterator())
         else:
             values, texts = [o.value()], [o.get_value_element_as_str()]

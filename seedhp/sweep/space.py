@@ -28,6 +28,8 @@ from optuna.distributions import (
 
 from seedhp.errors import ConfigError
 from seedhp.job.settings import check_seed
+from seedhp.sweep.bound import check, ends
+from seedhp.sweep.bound import values as bounded_values
 
 _PRIMITIVE = (bool, int, float, str, type(None))
 
@@ -90,8 +92,8 @@ def dimension(o: Override, seed_key: str = "seed") -> Dimension:
     key, sweep = o.get_key_element(), o.value()
     text = (o.input_line or "").split("=", 1)[-1]
     is_seed = o.key_or_group == seed_key
-    values: list[Any] = list(o.sweep_iterator()) if o.is_discrete_sweep() else []
     if isinstance(sweep, ChoiceSweep) or (is_seed and isinstance(sweep, RangeSweep)):
+        values: list[Any] = bounded_values(o)  # each one a choice: bounded
         texts = tuple(o.sweep_string_iterator())
         if not values:
             raise ConfigError(key, text, "the search space is empty: give at least one value")
@@ -104,17 +106,18 @@ def dimension(o: Override, seed_key: str = "seed") -> Dimension:
         if len(set(choices)) != len(choices):
             raise ConfigError(key, text, "a choice lists the same value twice")
         return Dimension(key, CategoricalDistribution(choices), texts, text)
-    if isinstance(sweep, RangeSweep):
-        if not values:
+    if isinstance(sweep, RangeSweep):  # an ordered dimension: its ends, however long
+        first, last = ends(o)
+        if first is None:
             raise ConfigError(key, text, "the range is empty: range(start,stop) excludes stop")
         step = sweep.step
         if all(isinstance(v, int) for v in (sweep.start, sweep.stop, step)):
             return Dimension(
-                key, IntDistribution(int(values[0]), int(values[-1]), step=int(step)), source=text
+                key, IntDistribution(int(first), int(last), step=int(step)), source=text
             )
         return Dimension(
             key,
-            FloatDistribution(float(values[0]), float(values[-1]), step=float(step)),
+            FloatDistribution(float(first), float(last), step=float(step)),
             source=text,
         )
     if isinstance(sweep, IntervalSweep):
@@ -142,6 +145,7 @@ def seed_pool(spec: Any) -> list[int]:
     if isinstance(spec, int) and not isinstance(spec, bool):
         if spec < 1:
             raise ConfigError("hydra.sweeper.seed_pool", spec, "the seed pool is empty")
+        check("hydra.sweeper.seed_pool", str(spec), spec, "seeds")
         return list(range(spec))
     if isinstance(spec, (list, tuple)):
         text = "[" + ",".join(str(v) for v in spec) + "]"
@@ -152,7 +156,7 @@ def seed_pool(spec: Any) -> list[int]:
     if o.is_sweep_override():
         if not o.is_discrete_sweep():
             raise ConfigError("hydra.sweeper.seed_pool", text, "seeds: range(a,b) or choice(...)")
-        values = list(o.sweep_iterator())
+        values = bounded_values(o)
     else:
         value = o.value()
         values = list(value) if isinstance(value, list) else [value]
@@ -172,9 +176,12 @@ def grid(space: SearchSpace) -> dict[str, list[Any]]:
         if isinstance(dist, CategoricalDistribution):
             out[d.key] = list(dist.choices)
         elif isinstance(dist, IntDistribution) and not dist.log:
+            n = len(range(dist.low, dist.high + 1, dist.step))
+            check(d.key, d.source or str(dist), n, "values")
             out[d.key] = list(range(dist.low, dist.high + 1, dist.step))
         elif isinstance(dist, FloatDistribution) and dist.step is not None:
             n = round((dist.high - dist.low) / dist.step)
+            check(d.key, d.source or str(dist), n + 1, "values")
             out[d.key] = [dist.low + i * dist.step for i in range(n + 1)]
         else:
             raise ConfigError(
