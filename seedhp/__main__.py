@@ -32,6 +32,7 @@ from omegaconf import DictConfig
 from seedhp import heap
 from seedhp.errors import exit_on_config_error
 from seedhp.exits import run_then_exit
+from seedhp.faults import exit_on_fault
 from seedhp.job.urls import remember
 from seedhp.sweep.preflight import preflight
 
@@ -49,7 +50,7 @@ def main(cfg: DictConfig) -> float:
     from seedhp.sweep.tracked import hydra_files
 
     hydra_files(HydraConfig.get())
-    with exit_on_config_error():
+    with exit_on_config_error(), exit_on_fault():
         return run(cfg, job_info(cfg))
 
 

@@ -113,6 +113,9 @@ class OptunaSweeper(Sweeper):
             k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
             for k, v in self.settings.items()
         }
-        return work(
-            self.hydra_context, self.config, self.launcher, settings, list(arguments), self.app
-        )
+        from seedhp.faults import exit_on_fault
+
+        with exit_on_fault():  # a full disk, a read-only store: one line, runs closed
+            return work(
+                self.hydra_context, self.config, self.launcher, settings, list(arguments), self.app
+            )

@@ -75,17 +75,19 @@ class SeedhpSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
+        from seedhp.faults import exit_on_fault
         from seedhp.sweep.grid import grid_sweep
 
         assert self.config is not None and self.hydra_context is not None and self.launcher
-        return grid_sweep(
-            self.hydra_context,
-            self.config,
-            self.launcher,
-            self.params,
-            list(arguments),
-            self.max_batch_size,
-            self.app,
-            self.summary,
-            self.reuse,
-        )
+        with exit_on_fault():  # a full disk, a read-only store: one line, runs closed
+            return grid_sweep(
+                self.hydra_context,
+                self.config,
+                self.launcher,
+                self.params,
+                list(arguments),
+                self.max_batch_size,
+                self.app,
+                self.summary,
+                self.reuse,
+            )

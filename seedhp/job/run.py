@@ -12,6 +12,7 @@ Hydra.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import json
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from seedhp import heap
+from seedhp import faults, heap
 from seedhp.errors import ConfigError, exit_on_config_error  # noqa: F401 (re-exported)
 from seedhp.job import claims, record
 from seedhp.job.hooks import Pruned, Reporter, report_epoch
@@ -281,6 +282,13 @@ def train_pack(
                 record.send()
                 tracker.interrupt(record.run_id, "its process was interrupted (SIGINT/SIGTERM)")
         raise
+    except faults.Fault as fault:  # a full disk, a store gone: what was logged, where it can be
+        for record in records:
+            if tracker.is_open(record.run_id):
+                with contextlib.suppress(Exception):
+                    record.send()
+                    tracker.interrupt(record.run_id, fault.line)
+        raise
     values: dict[int, float | BaseException] = {
         seeds[i]: v for i, v in zip(keep, trained, strict=True)
     }
@@ -369,6 +377,8 @@ def _train_and_finish(
         log.debug("seed %d pruned after epoch %d", first.seed, record.epochs)
         return [record.last_objective]
     except Exception as err:
+        if (fault := faults.fault_of(err)) is not None:
+            raise fault from err  # not the seeds': the command stops, its runs interrupted
         if len(records) > 1:
             for record in records:
                 tracker.delete_run(record.run_id)

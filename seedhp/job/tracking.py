@@ -20,8 +20,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seedhp import faults
 from seedhp.errors import ConfigError
-from seedhp.job.locks import sqlite_lock
+from seedhp.job.locks import read_only, sqlite_lock
 from seedhp.job.new_store import copy_empty_store
 from seedhp.job.owner import gone, this_process
 from seedhp.job.record import (
@@ -98,7 +99,11 @@ class Tracker:
 
     def __init__(self, uri: str, experiment: str) -> None:
         self.uri, self.experiment_name = uri, experiment
+        # MLflow logs each failed database write with its traceback, then raises it: seedhp
+        # reports the error it raises (in one line, for a full disk or a read-only store)
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
         remember([uri])  # its password is masked in everything this process writes
+        faults.opened("tracking.uri", uri)  # named in the line for a fault of it
         if uri.startswith("sqlite:"):  # before the lock file is made beside it
             check_sqlite("tracking.uri", uri)
         with sqlite_lock(uri):
@@ -255,6 +260,21 @@ class Tracker:
         """Set aside (soft-delete: `mlflow gc` erases it) a run that was never finished."""
         self.client.delete_run(run_id)
         self.heartbeat.closed(run_id)
+
+    def read_only(self) -> str | None:
+        """The path of this store, or of its artifacts, that this process cannot write (a
+        local store on a read-only file system, or another user's); None when it can, or
+        when the store is a server's."""
+        db = sqlite_file(self.uri)
+        if db is not None and read_only(db):
+            return str(db)
+        location = self.client.get_experiment(self.experiment_id).artifact_location
+        if str(location).startswith("file:") or "://" not in str(location):
+            root = Path(urllib.request.url2pathname(urllib.parse.urlparse(location).path))
+            here = next((p for p in (root, *root.parents) if p.exists()), None)
+            if here is not None and not os.access(here, os.W_OK):
+                return str(here)
+        return None
 
     def is_open(self, run_id: str) -> bool:
         """Started by this process and not ended yet."""
@@ -423,9 +443,34 @@ class _Heartbeat:
                     log.debug("heartbeat not recorded: %s", err)
 
 
-@lru_cache(maxsize=8)
+_HEARTBEATS: dict[str, _Heartbeat] = {}  # per store: the runs this process has open
+
+
 def _heartbeat(uri: str) -> _Heartbeat:
-    return _Heartbeat(_client(uri))
+    if uri not in _HEARTBEATS:
+        _HEARTBEATS[uri] = _Heartbeat(_client(uri))
+    return _HEARTBEATS[uri]
+
+
+def close_open_runs(reason: str) -> int:
+    """End every run this process still has open, in every store, as interrupted (KILLED,
+    `seedhp.interrupted` = reason): what a process does before it exits on a fault, so that
+    nothing it started is left RUNNING for the next command to find. Returns how many could
+    not be ended (their store cannot be written: the next command on it marks them)."""
+    left = 0
+    for beat in list(_HEARTBEATS.values()):
+        with beat.lock:
+            run_ids = list(beat.open)
+        for run_id in reversed(run_ids):  # seed-runs before the parent that holds them
+            try:
+                beat.client.set_tag(run_id, "seedhp.status", "interrupted")
+                beat.client.set_tag(run_id, "seedhp.interrupted", scrub(reason)[:4000])
+                beat.client.set_terminated(run_id, "KILLED")
+                beat.closed(run_id)
+            except Exception as err:  # the store itself is what failed
+                log.debug("run %s not closed: %s", run_id, err)
+                left += 1
+    return left
 
 
 def check_reachable(uri: str) -> None:

@@ -13,6 +13,7 @@ and uncaught tracebacks.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import urllib.parse
@@ -86,8 +87,15 @@ def scrubbed(values: Mapping[str, object] | None) -> dict[str, str]:
 
 
 def write_scrubbed(path: Path, text: str) -> None:
-    """Write a text file seedhp makes (a job's .hydra/ files, a summary, a report) scrubbed."""
-    path.write_text(scrub(text), encoding="utf-8")
+    """Write a text file seedhp makes (a job's .hydra/ files, a summary, a report) scrubbed,
+    whole or not at all: into a hidden sibling, renamed into place once written (a full disk
+    leaves the file as it was, never a part of it)."""
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        partial.write_text(scrub(text), encoding="utf-8")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def scrub_files(directory: Path, pattern: str = "*.yaml") -> None:

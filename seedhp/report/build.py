@@ -16,6 +16,9 @@ from seedhp.report import figures as fig
 from seedhp.report.collect import RunSet, collect, curves, predictions
 from seedhp.report.compute import MAX_FIGURED, Options, compute
 from seedhp.report.html import render
+from seedhp.report.whole import log_page_last, whole_dir
+
+PAGE = ("report.json", "report.html")  # uploaded last: a run whose upload stopped has no page
 
 
 def build_report(
@@ -42,13 +45,13 @@ def build_report(
         predictions(tracker, rs.runs),
         options or Options(),
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    figures = draw(numbers, rs, out_dir)
-    write_scrubbed(out_dir / "report.html", render(numbers, figures))
-    write_scrubbed(out_dir / "report.json", json.dumps(json_safe(numbers), indent=1))
-    write_tables(numbers, rs, out_dir)
+    with whole_dir(out_dir) as partial:  # stopped midway, nothing that looks complete
+        figures = draw(numbers, rs, partial)
+        write_scrubbed(partial / "report.json", json.dumps(json_safe(numbers), indent=1))
+        write_tables(numbers, rs, partial)
+        write_scrubbed(partial / "report.html", render(numbers, figures))
     if log_artifacts and parent_id is not None:
-        tracker.log_artifacts(parent_id, out_dir, "report")
+        log_page_last(tracker, parent_id, out_dir, "report", PAGE)
     return out_dir / "report.html"
 
 

@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from seedhp import faults
 from seedhp.errors import ConfigError, one_line
 from seedhp.exits import run_then_exit
+from seedhp.faults import exit_on_fault
 from seedhp.job import trust
 from seedhp.job.identity import quote
 from seedhp.job.tracking import Tracker
@@ -61,13 +63,19 @@ def main(argv: list[str] | None = None) -> int:
     reseed.add_argument("--no-report", action="store_true", help="do not write the report after")
     args = parser.parse_args(argv)
     remember(sys.argv[1:] if argv is None else argv)
+    with exit_on_fault():  # a full disk, a read-only store, refused credentials: one line
+        return _command(args)
+
+
+def _command(args: argparse.Namespace) -> int:
     try:
         if args.study and len(args.study) > 1:
             if args.command == "reseed":
                 raise ConfigError("--study", args.study, "reseed takes one study")
             return _contrast(args)
         tracker, parent = _source(args)
-        tracker.reap()
+        if tracker.read_only() is None:  # a read-only store is read as it is
+            tracker.reap()
         if args.command == "reseed":
             _reseed(args, tracker, parent)
             if args.no_report:
@@ -81,12 +89,19 @@ def main(argv: list[str] | None = None) -> int:
             getattr(args, "black_swan_k", 3.0),
             getattr(args, "random_state", 0),
         )
+        log_it = not getattr(args, "no_log", False)
+        if log_it and (locked := tracker.read_only()):
+            log_it = False
+            print(
+                f"seedhp: {locked} is read-only: the report is not logged on its run",
+                file=sys.stderr,
+            )
         path = build_report(
             tracker,
             parent,
             out.resolve(),
             options,
-            log_artifacts=not getattr(args, "no_log", False),
+            log_artifacts=log_it,
             key="--study" if args.study else "--run",
         )
     except ConfigError as err:
@@ -135,6 +150,7 @@ def _contrast(args: argparse.Namespace) -> int:
     """Several --study: their winners on one shared set of fresh seeds, and the contrast."""
     from seedhp.report.studies import contrast_studies
 
+    faults.opened("--storage", args.storage)  # named in the line for a fault of it
     sources = [study_parent(args.storage, name) for name in args.study]
     stores = {(s.tracking_uri, s.experiment) for s in sources}
     if len(stores) > 1 and not args.tracking_uri:
@@ -161,6 +177,7 @@ def _source(args: argparse.Namespace) -> tuple[Tracker, str | None]:
     """The store and the parent run the arguments name. A study's own MLflow store and
     experiment are recorded in its storage, so --study needs no --tracking-uri."""
     if args.study:
+        faults.opened("--storage", args.storage)  # named in the line for a fault of it
         found = study_parent(args.storage, args.study[0])
         uri = _study_store(args.tracking_uri, found.tracking_uri)
         tracker = Tracker(uri, args.experiment or found.experiment or "seedhp")

@@ -16,9 +16,11 @@ from seedhp.job.urls import write_scrubbed
 from seedhp.report import figures as fig
 from seedhp.report.build import json_safe, write_csv
 from seedhp.report.html import CSS, collapsed, fmt, fmt_ci, img
+from seedhp.report.whole import log_page_last, whole_dir
 from seedhp.stats import strategies as numbers
 from seedhp.stats.contrast import TIE_RULE
 
+PAGE = ("contrast.json", "contrast.html")  # uploaded last: a stopped upload has no page
 NAMES = {
     "promised": "promised",
     "fresh_val": "fresh validation mean",
@@ -60,7 +62,6 @@ def write_contrast(
     diffs = numbers.differences(rows)
     seed_diffs = numbers.seed_differences(outcomes)
     sentence = numbers.answer(rows, seed_diffs, test, maximize)
-    out.mkdir(parents=True, exist_ok=True)
     n = {
         **dict(meta),
         "objective": objective,
@@ -72,29 +73,32 @@ def write_contrast(
         "differences": [d.as_dict() for d in diffs],
         "seed_differences": [d.as_dict() for d in seed_diffs],
     }
-    figure = fig.promised_delivered(n["rows"], objective, test, out / "promised_delivered.png")
-    write_scrubbed(out / "contrast.json", json.dumps(json_safe(n), indent=1))
-    write_csv(out / "replicates.csv", n["rows"])
-    write_csv(
-        out / "pooled.csv",
-        [
-            {
-                "strategy": p.strategy,
-                "n": p.n,
-                "quantity": q,
-                "mean": p.mean[q],
-                "ci_low": p.ci[q][0],
-                "ci_high": p.ci[q][1],
-            }
-            for p in pooled
-            for q in numbers.QUANTITIES
-        ],
-    )
-    write_csv(out / "differences.csv", n["differences"])
-    write_csv(out / "seed_differences.csv", n["seed_differences"])
+    with whole_dir(out) as partial:  # stopped midway, nothing that looks complete
+        figure = fig.promised_delivered(
+            n["rows"], objective, test, partial / "promised_delivered.png"
+        )
+        write_scrubbed(partial / "contrast.json", json.dumps(json_safe(n), indent=1))
+        write_csv(partial / "replicates.csv", n["rows"])
+        write_csv(
+            partial / "pooled.csv",
+            [
+                {
+                    "strategy": p.strategy,
+                    "n": p.n,
+                    "quantity": q,
+                    "mean": p.mean[q],
+                    "ci_low": p.ci[q][0],
+                    "ci_high": p.ci[q][1],
+                }
+                for p in pooled
+                for q in numbers.QUANTITIES
+            ],
+        )
+        write_csv(partial / "differences.csv", n["differences"])
+        write_csv(partial / "seed_differences.csv", n["seed_differences"])
+        write_scrubbed(partial / "contrast.html", render(n, figure))
     page = out / "contrast.html"
-    write_scrubbed(page, render(n, figure))
-    tracker.log_artifacts(parent, out, "contrast")
+    log_page_last(tracker, parent, out, "contrast", PAGE)
     tracker.log(
         parent,
         metrics=[

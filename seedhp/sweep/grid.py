@@ -23,7 +23,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf
 
-from seedhp import heap
+from seedhp import faults, heap
 from seedhp.errors import ConfigError, exit_on_config_error
 from seedhp.job.identity import without_seed
 from seedhp.job.settings import check_seed
@@ -123,6 +123,7 @@ def grid_sweep(
     )
 
     sweep_dir = Path(str(config.hydra.sweep.dir))
+    faults.writes_to("hydra.sweep.dir", sweep_dir)  # named when a write there fails
     sweep_dir.mkdir(parents=True, exist_ok=True)
     write_scrubbed(sweep_dir / "multirun.yaml", OmegaConf.to_yaml(config))
     parent = tracker.start_run(
@@ -155,8 +156,9 @@ def grid_sweep(
         first = next_job_number(sweep_dir, 2 * settings.report.fresh_seeds)  # both winners
         at_end.reseed(tracker, parent, settings, launcher, first, named)
         status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
+    except BaseException as err:
+        if faults.stopped(err):  # Ctrl-C, SIGTERM, a full disk: interrupted, not failed
+            status = "KILLED"
         raise
     finally:
         failed = [r for rs in returns for r in rs if r.status == JobStatus.FAILED]

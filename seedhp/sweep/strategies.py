@@ -30,6 +30,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf
 
+from seedhp import faults
 from seedhp.errors import ConfigError, exit_on_config_error
 from seedhp.job import record
 from seedhp.job.tracking import Tracker
@@ -113,6 +114,7 @@ def strategies_sweep(
         }
         open_study(studies[(0, s.strategies[0])])  # an unreachable storage: one line, now
     sweep_dir = Path(str(config.hydra.sweep.dir))
+    faults.writes_to("hydra.sweep.dir", sweep_dir)  # named when a write there fails
     sweep_dir.mkdir(parents=True, exist_ok=True)
     write_scrubbed(sweep_dir / "multirun.yaml", OmegaConf.to_yaml(config))
     tracker = Tracker(job.tracking.uri, job.tracking.experiment)
@@ -143,8 +145,9 @@ def strategies_sweep(
                     winners.append(w)
             outcomes += _fresh(s, tracker, launcher, app, winners, sweep_dir, returns, job)
         status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
+    except BaseException as err:
+        if faults.stopped(err):  # Ctrl-C, SIGTERM, a full disk: interrupted, not failed
+            status = "KILLED"
         raise
     finally:
         if status != "FINISHED":
@@ -314,8 +317,9 @@ def _run_study(
     try:
         if run_trials(ctx):
             status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
+    except BaseException as err:
+        if faults.stopped(err):  # Ctrl-C, SIGTERM, a full disk: interrupted, not failed
+            status = "KILLED"
         raise
     finally:
         print(finish(ctx, status), flush=True)

@@ -18,6 +18,7 @@ study_storage and study_record.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -33,7 +34,7 @@ from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import Trial, TrialState
 
-from seedhp import heap
+from seedhp import faults, heap
 from seedhp.errors import exit_on_config_error
 from seedhp.job.hooks import Hooks
 from seedhp.job.owner import this_process
@@ -118,6 +119,7 @@ def optuna_sweep(
     sweep_dir = Path(str(config.hydra.sweep.dir))
     # the storage and the MLflow store are reached before anything is written
     ctx = start_study(hydra_context, config, launcher, app, settings, job_settings, sweep_dir)
+    faults.writes_to("hydra.sweep.dir", sweep_dir)  # named when a write there fails
     sweep_dir.mkdir(parents=True, exist_ok=True)
     write_scrubbed(sweep_dir / "multirun.yaml", OmegaConf.to_yaml(config))
     ctx.tracker.reap()
@@ -135,8 +137,9 @@ def optuna_sweep(
                     first_job_idx=(len(ctx.study.trials) + 1) * len(settings.seeds),
                     named=at_end.named_by_user(config, arguments),
                 )
-    except KeyboardInterrupt:
-        status = "KILLED"
+    except BaseException as err:
+        if faults.stopped(err):  # Ctrl-C, SIGTERM, a full disk: interrupted, not failed
+            status = "KILLED"
         raise
     finally:
         print(finish(ctx, status), flush=True)
@@ -212,6 +215,11 @@ def run_trials(ctx: StudyContext) -> bool:
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the trial fails now, not at the next start
         if trial is not None:
             _interrupted(ctx, trial)
+        raise
+    except (Exception, faults.Fault):  # a full disk, a store gone: the same, where it can be
+        if trial is not None:
+            with contextlib.suppress(Exception):
+                _interrupted(ctx, trial)
         raise
     return True
 

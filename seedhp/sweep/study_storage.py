@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import Trial, TrialState
 
+from seedhp import faults
 from seedhp.errors import ConfigError
 from seedhp.job.locks import sqlite_lock
 from seedhp.job.owner import gone
@@ -52,6 +53,7 @@ def open_study(s: StudySettings, attempts: int = 10) -> optuna.Study:
     with a unique-key violation (or its CREATE with "already exists"), and it tries again, then
     finds what the winner created."""
     remember([s.storage])  # its password is masked in everything this process writes
+    faults.opened("hydra.sweeper.storage", s.storage)  # named in the line for a fault of it
     if s.storage.startswith("sqlite:"):
         check_sqlite("hydra.sweeper.storage", s.storage)
     for attempt in range(1, attempts + 1):

@@ -28,6 +28,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from seedhp import faults
 from seedhp.errors import ConfigError
 from seedhp.job import claims, record
 from seedhp.job.hooks import Pruned
@@ -353,6 +354,11 @@ class TrackedTask:
             tracker.end_run(run_id, "FINISHED")
             raise
         except BaseException as err:
+            fault = None if isinstance(err, KeyboardInterrupt) else faults.fault_of(err)
+            if fault is not None:  # every job after it would fail the same way: stop the sweep
+                with contextlib.suppress(Exception):
+                    tracker.interrupt(run_id, fault.line)
+                raise fault from err
             interrupted = isinstance(err, KeyboardInterrupt)
             tracker.log(
                 run_id,

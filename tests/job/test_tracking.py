@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -22,7 +23,9 @@ def test_a_seed_run_is_one_batched_mlflow_run(
         original = getattr(MlflowClient, name)
 
         def spy(self, *a, _name=name, _orig=original, **kw):  # type: ignore[no-untyped-def]
-            calls[_name] += 1
+            # the heartbeat's stamp, every 30 s, lands in whichever test is running then
+            if threading.current_thread().name != "heartbeat":
+                calls[_name] += 1
             return _orig(self, *a, **kw)
 
         monkeypatch.setattr(MlflowClient, name, spy)

@@ -24,6 +24,7 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.conftest import ROOT, all_runs, cli, cli_env
+from tests.report.test_report import seedhp
 
 pytestmark = pytest.mark.slow  # servers, several processes, kills: `make test-all`
 
@@ -216,6 +217,13 @@ def test_bad_database_urls_fail_in_one_line(services: dict[str, str], tmp_path: 
         assert result.returncode != 0 and len(lines) == 1, (name, result.stderr)
         assert reason in lines[0] and "nope" not in lines[0], (name, lines[0])
         assert not (tmp_path / "outputs" / "multirun").exists()  # nothing trained
+    # the report of a study, with a wrong password: one line that says what to check
+    wrong = f"postgresql://seedhp:nope@127.0.0.1:{port}/optuna"
+    result = seedhp(["report", "--study", "any", "--storage", wrong], cwd=tmp_path)
+    [line] = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and "nope" not in line, result.stderr
+    assert line.startswith(f"seedhp: error: --storage=postgresql://seedhp:***@127.0.0.1:{port}")
+    assert "the server refused the credentials: check the user and password" in line
 
 
 def test_submitit_local_runs_a_study_and_a_packed_sweep(tmp_path: Path) -> None:
