@@ -115,13 +115,16 @@ class AppSettings:
 
     seed_key: str = "seed"
     objective: str | None = None  # the key of a returned dict; None: a float, or a 1-key dict
-    tracking_uri: str | None = None  # None: sqlite:///<cwd>/outputs/mlflow.db
+    tracking_uri: str | None = None  # None: sqlite:///<started_in>/outputs/mlflow.db
     experiment: str | None = None  # None: seedhp
+    # where the command was started, fixed when the sweeper is set up: a job that changes its
+    # working directory (hydra.job.chdir=True) or runs in another process records in one store
+    started_in: str = field(default_factory=lambda: str(Path.cwd().resolve()))
 
     def uri(self) -> str:
         if self.tracking_uri:
             return self.tracking_uri
-        return f"sqlite:///{(Path.cwd() / 'outputs').resolve()}/mlflow.db"
+        return f"sqlite:///{Path(self.started_in) / 'outputs'}/mlflow.db"
 
 
 def app_settings(sweeper: Mapping[str, Any]) -> AppSettings:

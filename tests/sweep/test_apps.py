@@ -238,3 +238,21 @@ def test_the_plain_pytorch_example_runs_tuned_and_averaged_studies_and_a_report(
     assert "val_acc over seeds, per configuration" in grid.stdout
     latest = _run(tmp_path, "-m", "seedhp.report")  # the grid sweep: the latest
     assert latest.returncode == 0, latest.stderr[-2000:]
+
+
+def test_the_default_store_is_where_the_command_started_wherever_the_job_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """hydra.job.chdir=True (or a launcher's worker elsewhere) moves the job, not the store."""
+    import pickle
+
+    from seedhp.sweep.app import app_settings
+
+    monkeypatch.chdir(tmp_path)
+    settings = app_settings({})
+    (tmp_path / "job").mkdir()
+    monkeypatch.chdir(tmp_path / "job")  # what Hydra does before each job with chdir=True
+    in_the_job = pickle.loads(pickle.dumps(settings))  # as a worker process receives it
+    assert (
+        in_the_job.uri() == settings.uri() == f"sqlite:///{tmp_path.resolve()}/outputs/mlflow.db"
+    )
