@@ -61,3 +61,20 @@ def test_one_definition_of_a_configuration() -> None:
 @pytest.mark.parametrize("name", seedhp.__all__)
 def test_the_public_api_resolves(name: str) -> None:
     assert getattr(seedhp, name) is not None
+
+
+FLOORS = {"stats": 0, "train": 0, "job": 1, "report": 2, "sweep": 3}  # each imports only below
+
+
+@pytest.mark.parametrize("package", list(FLOORS))
+def test_a_floor_imports_only_its_own_and_the_floors_below(package: str) -> None:
+    """stats and train know nothing of seedhp; job records runs; report reads them; sweep,
+    the top, drives them all: a lower floor importing a higher one is a back-stair."""
+    higher = {p for p, floor in FLOORS.items() if floor > FLOORS[package]}
+    wrong = {
+        f"{path.relative_to(PACKAGE)}: {module}"
+        for path in _files(package)
+        for module in _imports(path)
+        if module.startswith("seedhp.") and module.split(".")[1] in higher
+    }
+    assert not wrong

@@ -16,11 +16,11 @@ import numpy as np
 from seedhp.errors import ConfigError
 from seedhp.job.record import PARENT as PARENT_TAG
 from seedhp.job.record import read_seed_run, role
+from seedhp.job.reuse import reused_runs, sweep_runs
 from seedhp.job.tracking import Tracker
 from seedhp.job.urls import redact
 from seedhp.stats.contrast import SeedRun
 from seedhp.stats.summary import latest_per_seed, maximize
-from seedhp.sweep.reuse import reused_runs, sweep_runs
 
 EPOCH_CURVES = ("val_acc", "val_loss", "train_loss")  # objectives with a per-epoch curve
 

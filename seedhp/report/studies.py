@@ -19,6 +19,7 @@ import optuna
 
 from seedhp.errors import ConfigError
 from seedhp.job import record
+from seedhp.job.reuse import finished_runs
 from seedhp.job.tracking import Tracker
 from seedhp.job.urls import redact
 from seedhp.report.collect import collect, study_parent
@@ -26,7 +27,6 @@ from seedhp.report.strategies import contrast_parent, write_contrast
 from seedhp.stats import strategies as numbers
 from seedhp.stats.contrast import FRESH_ROLES, SeedRun, best_trials, fresh_seeds
 from seedhp.stats.summary import maximize as maximizes
-from seedhp.sweep.reuse import finished_runs
 
 if TYPE_CHECKING:
     from mlflow.entities import Run

@@ -13,11 +13,11 @@ from omegaconf import DictConfig, OmegaConf
 from seedhp.errors import ConfigError
 from seedhp.job import trust
 from seedhp.job.identity import quote
+from seedhp.job.reuse import finished_runs, mark_reused
 from seedhp.job.settings import TrackingSettings
 from seedhp.job.tracking import Tracker
 from seedhp.report.collect import collect
 from seedhp.report.reseed import plan
-from seedhp.sweep.reuse import finished_runs, mark_reused
 from seedhp.sweep.tracked import Target
 
 if TYPE_CHECKING:

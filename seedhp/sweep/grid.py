@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from seedhp import faults, heap
 from seedhp.errors import ConfigError, exit_on_config_error
 from seedhp.job.identity import without_seed
+from seedhp.job.reuse import finished_runs, mark_reused, sweep_runs
 from seedhp.job.settings import check_seed
 from seedhp.job.tracking import Tracker, metric, run_rows
 from seedhp.job.urls import redact, write_scrubbed
@@ -34,7 +35,6 @@ from seedhp.sweep import at_end
 from seedhp.sweep.app import App, stop_on_config_error
 from seedhp.sweep.bound import check_grid
 from seedhp.sweep.bound import values as bounded_values
-from seedhp.sweep.reuse import finished_runs, mark_reused, sweep_runs
 from seedhp.sweep.tracked import RunContext, Target
 
 log = logging.getLogger("seedhp")

@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from seedhp import faults
 from seedhp.errors import ConfigError, exit_on_config_error
 from seedhp.job import record
+from seedhp.job.reuse import finished_runs, mark_reused
 from seedhp.job.tracking import Tracker
 from seedhp.job.urls import redact, write_scrubbed
 from seedhp.stats import strategies as numbers
@@ -40,7 +41,6 @@ from seedhp.stats.contrast import best_trials
 from seedhp.stats.summary import maximize as maximizes
 from seedhp.sweep.app import App, stop_on_config_error
 from seedhp.sweep.grid import next_job_number
-from seedhp.sweep.reuse import finished_runs, mark_reused
 from seedhp.sweep.space import SearchSpace, merge, parse_space
 from seedhp.sweep.study import check_space, run_trials, start_study
 from seedhp.sweep.study_record import finish, winner_seed_key
