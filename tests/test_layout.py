@@ -78,3 +78,14 @@ def test_a_floor_imports_only_its_own_and_the_floors_below(package: str) -> None
         if module.startswith("seedhp.") and module.split(".")[1] in higher
     }
     assert not wrong
+
+
+def test_the_readme_is_a_front_page_whose_links_reach_the_documentation() -> None:
+    root = PACKAGE.parent
+    readme = (root / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    links = re.findall(r"\]\(([^)#]+\.md)\)", readme)
+    assert links and all((root / link).is_file() for link in links)
+    nav = (root / "mkdocs.yml").read_text()
+    pages = {p.name for p in (root / "docs").glob("*.md")}
+    assert pages and all(f": {page}" in nav for page in pages)  # every page in the site's nav
