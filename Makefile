@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	@echo "installing seedhp and its dependencies into $(VENV) (first time: about a minute)"
 	@# compat mode: Hydra discovers plugins by scanning the hydra_plugins namespace on sys.path
 	@{ $(PY) -m pip install --upgrade pip \
-	   && $(PY) -m pip install -e '.[dev]' --config-settings editable_mode=compat; } \
+	   && $(PY) -m pip install -e '.[dev,lightning]' --config-settings editable_mode=compat; } \
 		> $(VENV)/install.log 2>&1 || { tail -30 $(VENV)/install.log; echo "install failed: $(VENV)/install.log"; exit 1; }
 	@$(PY) -c "import seedhp, hydra_plugins.seedhp, torch, torchvision, mlflow, optuna" \
 		|| { echo "install failed: $(VENV)/install.log"; exit 1; }

@@ -11,16 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 from seedhp.errors import ConfigError
-from seedhp.job.hooks import Pruned, report_epoch
+from seedhp.job.hooks import Pruned, SeedRunRef, current_seed_run, report_epoch
 
 __version__ = "0.1.0"
 __all__ = [
     "ConfigError",
     "ModelFactory",
     "Pruned",
+    "SeedRunRef",
     "Source",
     "Splits",
     "check_model",
+    "current_seed_run",
     "from_parts",
     "report_epoch",
 ]

@@ -67,6 +67,8 @@ class OptunaSweeperConf:
     objective: Optional[str] = None  # other apps: the returned value to optimise (dict returns)
     tracking_uri: Optional[str] = None  # other apps: MLflow store; null: outputs/mlflow.db
     experiment: Optional[str] = None  # other apps: MLflow experiment; null: seedhp
+    ignore_keys: Optional[List[str]] = None  # other apps: keys left out of config_id
+    test_metric: Optional[str] = None  # other apps: the test score; null: objective val->test
 
 
 ConfigStore.instance().store(

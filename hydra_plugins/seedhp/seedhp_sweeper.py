@@ -8,7 +8,7 @@ sys.modules, where dataclasses cannot resolve string annotations.
 """
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
@@ -29,6 +29,9 @@ class SeedhpSweeperConf:
     objective: Optional[str] = None  # other apps: the returned value summarised (dict returns)
     tracking_uri: Optional[str] = None  # other apps: MLflow store; null: outputs/mlflow.db
     experiment: Optional[str] = None  # other apps: MLflow experiment; null: seedhp
+    ignore_keys: Optional[List[str]] = None  # other apps: keys left out of config_id
+    test_metric: Optional[str] = None  # other apps: the test score; null: objective val->test
+    reseed_of: Optional[str] = None  # other apps: fresh-seed re-runs of that run's winners
 
 
 ConfigStore.instance().store(
@@ -47,12 +50,18 @@ class SeedhpSweeper(Sweeper):
         objective: Optional[str] = None,
         tracking_uri: Optional[str] = None,
         experiment: Optional[str] = None,
+        ignore_keys: Optional[List[str]] = None,
+        test_metric: Optional[str] = None,
+        reseed_of: Optional[str] = None,
     ) -> None:
         self.app_settings = {
             "seed_key": seed_key,
             "objective": objective,
             "tracking_uri": tracking_uri,
             "experiment": experiment,
+            "ignore_keys": ignore_keys,
+            "test_metric": test_metric,
+            "reseed_of": reseed_of,
         }
         self.app: Any = None  # seedhp.sweep.app.App
         self.max_batch_size = max_batch_size

@@ -9,6 +9,10 @@ Two places cannot take an argument, Hydra's `run_job` (seedhp's one-at-a-time la
 training loop of another Hydra app: there the launcher installs `on_epoch` for the duration of
 the job (`epoch_reports`), and the loop calls `seedhp.report_epoch(epoch, value)`, which raises
 `Pruned` when the trial's pruner stops it and does nothing outside a study.
+
+While another app's job runs, `current_seed_run()` says where its seed-run is (store, run id,
+the sweep's objective): seedhp.lightning's callback writes there with its own client, whatever
+MLflow's global tracking URI is by then.
 """
 
 from __future__ import annotations
@@ -20,6 +24,35 @@ from typing import Any
 
 Reporter = Callable[[int, float], bool]  # (epoch, value) -> prune now?
 _reporter: Reporter | None = None
+
+
+@dataclass(frozen=True)
+class SeedRunRef:
+    """The seed-run a job records into."""
+
+    tracking_uri: str
+    run_id: str
+    objective: str  # the sweep's objective: what the app reports to the pruner
+    seed: int
+
+
+_seed_run: SeedRunRef | None = None
+
+
+@contextlib.contextmanager
+def in_seed_run(ref: SeedRunRef) -> Iterator[None]:
+    global _seed_run
+    _seed_run = ref
+    try:
+        yield
+    finally:
+        _seed_run = None
+
+
+def current_seed_run() -> SeedRunRef | None:
+    """The seed-run of the job running now, or None outside a seedhp sweep (and in seedhp's
+    own task, which records itself)."""
+    return _seed_run
 
 
 @dataclass(frozen=True)

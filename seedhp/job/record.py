@@ -24,6 +24,11 @@ ROLE = "seedhp.role"  # run | trial | reseed | fresh | baseline
 STATUS = "seedhp.status"  # running | finished | diverged | pruned | failed | interrupted
 JOB_DIR = "seedhp.job_dir"
 ERROR = "seedhp.error"
+APP = "seedhp.app"  # another app's seed-run: its job name
+APP_SCRIPT = "seedhp.app_script"  # ... the script its sweep ran (absolute path)
+APP_DIR = "seedhp.app_dir"  # ... the directory its sweep was started in
+SEED_KEY = "seedhp.seed_key"  # ... the config key that holds its seed
+RESEED_OF = "seedhp.reseed_of"  # a fresh-seed re-run: of this sweep's or study's parent run
 # where it belongs
 PARENT = "mlflow.parentRunId"
 SWEEP = "seedhp.sweep"  # the sweep's or study's parent run
@@ -122,6 +127,9 @@ def read_seed_run(r: Run, plays: str | None = None) -> SeedRun:
         replicate=int(tags[REPLICATE]) if REPLICATE in tags else None,
         model=tags.get(MODEL),
         overrides=overrides,
+        app_command=(tags[APP_DIR], tags[APP_SCRIPT], tags.get(SEED_KEY, "seed"))
+        if APP_SCRIPT in tags and APP_DIR in tags
+        else None,
         has_predictions=PREDICTIONS in tags,
         start_time=int(r.info.start_time or 0),
     )

@@ -574,7 +574,7 @@ def _first_line(err: BaseException) -> str:
 
 
 def run_rows(
-    runs: Iterable[Run], objective: str, parent: str | None = None
+    runs: Iterable[Run], objective: str, test_metric: str, parent: str | None = None
 ) -> list[dict[str, Any]]:
     """Seed-runs as the records seedhp.stats.summary needs (seedhp.job.record reads them); a
     run that the sweep `parent` reuses plays the role that sweep gave it."""
@@ -590,7 +590,7 @@ def run_rows(
                 "seed": run.seed,
                 "status": run.status,
                 "value": run.metrics.get(objective, float("nan")),
-                "test_acc": run.metrics.get("test_acc", float("nan")),
+                "test": run.metrics.get(test_metric, float("nan")),
                 "label": run.label,
                 "role": run.role,
                 "start_time": r.info.start_time,

@@ -20,7 +20,7 @@ from seedhp.job.reuse import reused_runs, sweep_runs
 from seedhp.job.tracking import Tracker
 from seedhp.job.urls import redact
 from seedhp.stats.contrast import SeedRun
-from seedhp.stats.summary import latest_per_seed, maximize
+from seedhp.stats.summary import latest_per_seed, maximize, test_metric_of
 
 EPOCH_CURVES = ("val_acc", "val_loss", "train_loss")  # objectives with a per-epoch curve
 
@@ -41,6 +41,7 @@ class RunSet:
     duplicates: list[SeedRun] = field(default_factory=list)  # (config, seed) counted already
     tracking_uri: str = ""  # the store it came from, passwords redacted
     experiment: str = "seedhp"
+    own_app: bool = True  # seedhp's own task: its final-only objectives have val_acc's curve
 
     @property
     def maximize(self) -> bool:
@@ -48,7 +49,10 @@ class RunSet:
 
     @property
     def curve_metric(self) -> str:
-        return self.objective if self.objective in EPOCH_CURVES else "val_acc"
+        """Another app's objective is the curve (logged per epoch by the app, or by
+        seedhp.lightning); seedhp's own final-only metrics show val_acc's."""
+        own_final = self.own_app and self.objective not in EPOCH_CURVES
+        return "val_acc" if own_final else self.objective
 
 
 def collect(
@@ -83,7 +87,7 @@ def collect(
     seed_runs = [r for r, _ in unique.values()]
     tags = parent.data.tags if parent is not None else {}
     objective = tags.get("seedhp.objective") or _objective_of(seed_runs)
-    test_metric = "test_loss" if objective.endswith("loss") else "test_acc"
+    test_metric = tags.get("seedhp.test_metric") or test_metric_of(objective)
     kind = tags.get("seedhp.kind", "experiment")
     title = tags.get("mlflow.runName", f"experiment {tracker.experiment_name}")
     kept, duplicates = latest_per_seed([read_seed_run(r, rl) for r, rl in unique.values()])
@@ -100,6 +104,7 @@ def collect(
         duplicates=duplicates,
         tracking_uri=redact(tracker.uri),
         experiment=tracker.experiment_name,
+        own_app=not seed_runs or any("train.objective" in r.data.params for r in seed_runs),
     )
 
 

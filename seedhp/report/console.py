@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -166,6 +167,9 @@ def _contrast(args: argparse.Namespace) -> int:
     out = Path(args.out or "outputs/reports").resolve()
 
     def rerun(source: SeedRun, seeds: Sequence[int], reseed_of: str) -> None:
+        said = app_rerun(tracker, source, seeds, reseed_of)
+        if said:
+            raise ConfigError("--study", reseed_of, said)
         _rerun(tracker, source, seeds, reseed_of, args.allow_target)
 
     page = contrast_studies(tracker, args.storage, args.study, args.seeds, out, rerun)
@@ -227,11 +231,44 @@ def _reseed(args: argparse.Namespace, tracker: Tracker, parent: str | None) -> N
     todo = plan(rs, args.seeds)
     if not todo:
         print(f"both winners already have {args.seeds} fresh seeds")
-    for item in todo:
-        source = next(
-            r for r in rs.runs if r.config_id == item.config_id and r.role not in FRESH_ROLES
-        )
+    sources = [
+        (next(r for r in rs.runs if r.config_id == i.config_id and r.role not in FRESH_ROLES), i)
+        for i in todo
+    ]
+    apps = [app_rerun(tracker, source, i.seeds, parent) for source, i in sources]
+    if any(apps):
+        key = "--study" if args.study else "--run"
+        raise ConfigError(key, parent, " ; ".join(a for a in apps if a))
+    for source, item in sources:
         _rerun(tracker, source, item.seeds, parent, args.allow_target)
+
+
+def app_rerun(tracker: Tracker, source: SeedRun, seeds: Sequence[int], reseed_of: str) -> str:
+    """For another app's configuration, what to say instead of re-running it: seedhp runs no
+    command it reads from the store (seedhp.job.trust), so the user runs it, then asks again;
+    the runs it records are the fresh-seed runs of `reseed_of`. '' for seedhp's own."""
+    if source.app_command is None:
+        return ""
+    where, script, seed_key = source.app_command
+    words = [
+        sys.executable,
+        script,
+        "-m",
+        "hydra/sweeper=seedhp",
+        f"{seed_key}={','.join(map(str, seeds))}",
+        *source.overrides,
+        f"hydra.sweeper.reseed_of={reseed_of}",
+        f"hydra.sweeper.tracking_uri={redact(tracker.uri)}",
+        f"hydra.sweeper.experiment={tracker.experiment_name}",
+    ]
+    if seed_key != "seed":
+        words.append(f"hydra.sweeper.seed_key={seed_key}")
+    command = " ".join(shlex.quote(w) for w in words)
+    return (
+        f"configuration {source.config_id} is another app's and seedhp runs no command read "
+        f"from the store: run its fresh seeds, then ask again: cd {shlex.quote(where)} && "
+        f"{command}"
+    )
 
 
 def _rerun(

@@ -19,6 +19,7 @@ from seedhp.report.html import CSS, collapsed, fmt, fmt_ci, img
 from seedhp.report.whole import log_page_last, whole_dir
 from seedhp.stats import strategies as numbers
 from seedhp.stats.contrast import TIE_RULE
+from seedhp.stats.summary import test_metric_of
 
 PAGE = ("contrast.json", "contrast.html")  # uploaded last: a stopped upload has no page
 NAMES = {
@@ -56,7 +57,7 @@ def write_contrast(
 ) -> Path:
     """contrast.html, contrast.json, replicates.csv, pooled.csv, differences.csv and the
     figure in `out`, logged on `parent` (artifacts `contrast/`, pooled means as metrics)."""
-    test = "test_loss" if objective.endswith("loss") else "test_acc"
+    test = test_metric_of(objective)
     rows = numbers.rows(outcomes, maximize)
     pooled = numbers.pooled(rows)
     diffs = numbers.differences(rows)

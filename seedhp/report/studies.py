@@ -64,7 +64,8 @@ def contrast_studies(
             f"the studies optimise different objectives: {sorted(objectives)}",
         )
     [objective] = objectives
-    runs = [r for w in winners for r in collect(tracker, w.parent, "--study").runs]
+    sets = [collect(tracker, w.parent, "--study") for w in winners]
+    runs = [r for rs in sets for r in rs.runs]
     seeds = fresh_seeds([r for r in runs if r.role not in FRESH_ROLES], n_fresh)
     done: dict[str, dict[int, Run]] = {}
     for w in winners:
@@ -75,7 +76,7 @@ def contrast_studies(
         if todo:
             rerun(w.source, todo, w.parent)
         done[w.config_id] = finished_runs(tracker, w.config_id, seeds)
-    test = "test_loss" if objective.endswith("loss") else "test_acc"
+    test = sets[0].test_metric  # the parent's tag: the app's own name (test/acc)
     labels = _strategy_labels(winners)
     outcomes = []
     for w in winners:

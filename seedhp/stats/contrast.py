@@ -38,6 +38,7 @@ class SeedRun:
     start_time: int = 0  # ms since the epoch: of two runs of one (config, seed), the later wins
     study: str | None = None  # the Optuna study it belongs to, None for a grid sweep
     replicate: int | None = None  # the strategy contrast's replicate
+    app_command: tuple[str, str, str] | None = None  # another app's: (dir, script, seed key)
 
 
 TIE_RULE = (

@@ -1,6 +1,6 @@
 """Per-configuration summary of a sweep: how much the seed alone moves the score.
 
-Pure functions over records {config_id, seed, status, value, test_acc, label, start_time};
+Pure functions over records {config_id, seed, status, value, test, label, start_time};
 `value` is the objective. Each (configuration, seed) counts once (`latest_per_seed`). Only
 finished runs enter the statistics; diverged, pruned, failed and interrupted runs are counted.
 """
@@ -8,6 +8,7 @@ finished runs enter the statistics; diverged, pruned, failed and interrupted run
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -16,9 +17,29 @@ from typing import Any, TypeVar
 R = TypeVar("R")
 
 
+# a word of a metric's name that says lower is better (val/loss, test_error, job_seconds)
+LOWER_IS_BETTER = frozenset(
+    {"loss", "error", "err", "seconds", "time", "mse", "mae", "rmse", "nll", "perplexity"}
+    | {"ppl", "wer", "cer", "regret", "cost"}
+)
+
+
 def maximize(objective: str) -> bool:
-    """Losses and times are minimised; accuracies maximised."""
-    return not (objective.endswith("loss") or objective.endswith("seconds"))
+    """Whether higher is better, from the name's words (split at '/', '_', '-', '.'): losses,
+    errors and times are minimised, as is an unnamed float ('objective', Optuna's default);
+    anything else (accuracies, scores, rewards) is maximised."""
+    words = set(re.split(r"[^a-z0-9]+", objective.lower()))
+    return objective != "objective" and not words & LOWER_IS_BETTER
+
+
+def test_metric_of(objective: str) -> str:
+    """The test score beside a validation objective: its name with the word 'val' (or
+    'validation') made 'test' (val_acc -> test_acc, val/acc -> test/acc); for a name without
+    it, seedhp's own test_loss or test_acc."""
+    parts = re.split(r"([^A-Za-z0-9]+)", objective)
+    if any(p.lower() in ("val", "validation") for p in parts):
+        return "".join("test" if p.lower() in ("val", "validation") else p for p in parts)
+    return "test_loss" if not maximize(objective) else "test_acc"
 
 
 @dataclass(frozen=True)
@@ -87,7 +108,7 @@ def summarize(records: Sequence[Mapping[str, Any]], objective: str) -> list[Conf
         ranked = sorted(by_seed, key=lambda r: float(r["value"]) * (-1 if up else 1))  # best first
         best, worst = (ranked[0], ranked[-1]) if ranked else (None, None)
         nan = math.nan
-        tests = [float(r["test_acc"]) for r in done if not math.isnan(r["test_acc"])]
+        tests = [float(r["test"]) for r in done if not math.isnan(r["test"])]
         out.append(
             ConfigSummary(
                 config_id=cid,
@@ -135,3 +156,21 @@ def format_table(summaries: Sequence[ConfigSummary], objective: str) -> str:
 
 def _seed(seed: int | None) -> str:
     return "-" if seed is None else str(seed)
+
+
+def seed_ignored(summaries: Sequence[ConfigSummary], objective: str) -> list[str]:
+    """One line per configuration whose seed-runs, on two or more different seeds, all
+    returned the bit-identical objective: its app seems to ignore its seed."""
+    return [
+        seed_ignored_line(f"configuration {s.config_id}", s.n, objective, s.min)
+        for s in summaries
+        if s.n >= 2 and s.min == s.max
+    ]
+
+
+def seed_ignored_line(what: str, n: int, objective: str, value: float) -> str:
+    return (
+        f"{what}: its {n} seed-runs on different seeds all gave {objective} = {value!r}; the "
+        "app seems to ignore its seed (seedhp seeds Python's, NumPy's and torch's generators "
+        "before each job, not a generator the app seeds with a constant)"
+    )

@@ -9,12 +9,12 @@ batch in their sweep context, watch each job's score as it finishes, read a scor
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from seedhp.errors import ConfigError, exit_on_config_error
 from seedhp.job.hooks import Hooks, epoch_reports
@@ -119,7 +119,15 @@ def prepare(
         check_launcher(config, own)
     if own:
         return App(task_function, True, settings)
+    settings = replace(settings, objective=settings.objective or optimized_metric(config))
     return App(TrackedTask(task_function, settings), False, settings)
+
+
+def optimized_metric(config: DictConfig) -> str | None:
+    """lightning-hydra-template's convention: the app's `optimized_metric` names what its task
+    returns (a float read from its metric dict), unless hydra.sweeper.objective says otherwise."""
+    value = OmegaConf.select(config, "optimized_metric", default=None)
+    return value if isinstance(value, str) and value else None
 
 
 def _own_settings(s: AppSettings) -> None:
@@ -129,6 +137,13 @@ def _own_settings(s: AppSettings) -> None:
         ("objective", s.objective, "train.objective"),
         ("tracking_uri", s.tracking_uri, "tracking.uri"),
         ("experiment", s.experiment, "tracking.experiment"),
+        (
+            "ignore_keys",
+            list(s.ignore_keys) or None,
+            "its own runtime keys",
+        ),
+        ("test_metric", s.test_metric, "test_acc"),
+        ("reseed_of", s.reseed_of, "tracking.reseed_of"),
     ):
         if value is not None:
             raise ConfigError(

@@ -30,7 +30,13 @@ from seedhp.job.reuse import finished_runs, mark_reused, sweep_runs
 from seedhp.job.settings import check_seed
 from seedhp.job.tracking import Tracker, metric, run_rows
 from seedhp.job.urls import redact, write_scrubbed
-from seedhp.stats.summary import ConfigSummary, format_table, latest_per_seed, summarize
+from seedhp.stats.summary import (
+    ConfigSummary,
+    format_table,
+    latest_per_seed,
+    seed_ignored,
+    summarize,
+)
 from seedhp.sweep import at_end
 from seedhp.sweep.app import App, stop_on_config_error
 from seedhp.sweep.bound import check_grid
@@ -133,6 +139,7 @@ def grid_sweep(
             "seedhp.sweep_dir": str(sweep_dir.resolve()),
             "seedhp.command": " ".join(arguments),
             "seedhp.objective": settings.objective,
+            "seedhp.test_metric": settings.test_metric,
             **{k: v for k, v in settings.tracking.tags.items() if k == "seedhp.reseed_of"},
         },
         parent_id=settings.tracking.parent_run_id,
@@ -178,6 +185,14 @@ def grid_sweep(
             )
         if report is not None:
             print(f"Report: {report}", flush=True)
+    if failed and not any(s.n for s in summaries):
+        first = failed[0]._return_value
+        raise SystemExit(
+            f"seedhp: every seed-run of this sweep failed ({len(failed)}), the first with "
+            f"{type(first).__name__}: {' '.join(str(first).split())[:300]}; each one's error "
+            "is in its MLflow run "
+            "(tag seedhp.error) and its job log"
+        )
     return returns
 
 
@@ -236,7 +251,7 @@ def _close_parent(
     n_reused: int,
     runs: Sequence[Any],
 ) -> list[ConfigSummary]:
-    rows = run_rows(runs, settings.objective, parent)
+    rows = run_rows(runs, settings.objective, settings.test_metric, parent)
     if settings.tracking.role != "reseed":  # fresh-seed re-runs of its winners: the report's
         rows = [r for r in rows if r["role"] != "reseed"]
     rows, duplicates = latest_per_seed(rows)
@@ -294,6 +309,7 @@ def _report(
     n_reused: int,
 ) -> str:
     lines = ["", format_table(summaries, settings.objective)]
+    lines += [f"warning: {w}" for w in seed_ignored(summaries, settings.objective)]
     if n_reused:
         lines.append(
             f"{n_reused} seed-run(s) had finished before and were reused, not trained again "

@@ -389,7 +389,7 @@ def _fresh(
             stop_on_config_error(batch)
             returns += batch
     outcomes = []
-    test = "test_loss" if job.objective.endswith("loss") else "test_acc"
+    test = job.test_metric
     for w in winners:
         found = finished_runs(tracker, w.config_id, seeds) if w.config_id else {}
         _count_in(tracker, found.values(), w.parent)

@@ -43,6 +43,7 @@ from seedhp.job.tracking import Tracker
 from seedhp.job.urls import redact, scrub, write_scrubbed
 from seedhp.stats.aggregate import aggregate
 from seedhp.stats.contrast import best_trials
+from seedhp.stats.summary import seed_ignored_line
 from seedhp.sweep import at_end
 from seedhp.sweep.app import App, stop_on_config_error
 from seedhp.sweep.space import SearchSpace, merge, parse_space
@@ -82,6 +83,7 @@ class TrialOutcome:
     errors: dict[int, str] = field(default_factory=dict)
     pruned: bool = False
     pruned_epoch: int | None = None  # tuned/fixed: the epoch a seed-run was stopped after
+    pruned_value: float = math.nan  # ... and the value it reported then
     config_id: str | None = None  # of its seed-runs: where it stands among tied trials
 
 
@@ -98,6 +100,7 @@ class StudyContext:
     sweep_dir: Path
     returns: list[JobReturn] = field(default_factory=list)
     asked: int = 0  # trials this process ran
+    seed_warned: bool = False  # the app seems to ignore its seed: said once
     failed: int = 0  # ... of which failed (an error, or every seed diverged)
     replicate: int | None = None  # the strategy contrast's replicate, tagged on every seed-run
     job_offset: int = 0  # added to job numbers: studies sharing a sweep directory stay apart
@@ -405,7 +408,7 @@ def _launch_seeds(
     def on_epoch(epoch: int, value: float) -> bool:  # tuned/fixed: one seed-run per trial
         trial.report(value, epoch)
         outcome.pruned = trial.should_prune()
-        outcome.pruned_epoch = epoch
+        outcome.pruned_epoch, outcome.pruned_value = epoch, value
         return outcome.pruned
 
     epochs_pruned = s.strategy != "averaged" and s.pruner != "none"
@@ -462,7 +465,7 @@ def _tell(
                 shown,
                 outcome.pruned_epoch,
                 s.objective,
-                values[-1],
+                outcome.pruned_value,
             )
         else:
             log.info(
@@ -490,6 +493,11 @@ def _tell(
             )
             return
         tell(ctx.study, trial, value)
+        if len(set(values)) == 1 < len(values) and not ctx.seed_warned:
+            ctx.seed_warned = True  # once per study
+            log.warning(
+                seed_ignored_line(f"trial {trial.number}", len(values), s.objective, value)
+            )
         how = (
             f"{s.aggregate} of {len(values)} seeds"
             if s.strategy == "averaged"

@@ -50,6 +50,7 @@ def study_parent(tracker: Tracker, study: optuna.Study, s: StudySettings, job: T
             "seedhp.sampler": s.sampler,
             "seedhp.pruner": s.pruner,
             "seedhp.objective": s.objective,
+            "seedhp.test_metric": job.test_metric,
             "seedhp.direction": s.direction,
         },
         parent_id=job.tracking.parent_run_id,

@@ -19,23 +19,25 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from seedhp import faults
 from seedhp.errors import ConfigError
 from seedhp.job import claims, record
-from seedhp.job.hooks import Pruned
-from seedhp.job.identity import config_id, without_seed
+from seedhp.job.hooks import Pruned, SeedRunRef, in_seed_run
+from seedhp.job.identity import config_id, identity_view, without_seed
+from seedhp.job.seeding import seed_globals
 from seedhp.job.settings import ReportSettings, Settings, TrackingSettings, check_seed, flatten
 from seedhp.job.urls import redact, scrub_files
-from seedhp.stats.summary import maximize
+from seedhp.stats.summary import maximize, test_metric_of
 
 OWN_LAUNCHERS = ("seedhp_launcher.", "packed_launcher.", "packed_submitit_launcher.")
 DEFAULT_OBJECTIVE = "objective"  # a task returning one float: its metric's name
@@ -52,10 +54,20 @@ class Target:
     tracking: TrackingSettings
     report: ReportSettings
     own: bool  # seedhp's own task
+    test_metric: str = "test_acc"  # the test score its summaries and reports show
 
     @classmethod
     def of(cls, s: Settings) -> Target:
-        return cls(s.seed, s.objective, s.config_id, s.outputs, s.tracking, s.report, True)
+        return cls(
+            s.seed,
+            s.objective,
+            s.config_id,
+            s.outputs,
+            s.tracking,
+            s.report,
+            True,
+            test_metric_of(s.objective),
+        )
 
 
 @dataclass(frozen=True)
@@ -117,9 +129,13 @@ class AppSettings:
     objective: str | None = None  # the key of a returned dict; None: a float, or a 1-key dict
     tracking_uri: str | None = None  # None: sqlite:///<started_in>/outputs/mlflow.db
     experiment: str | None = None  # None: seedhp
+    ignore_keys: tuple[str, ...] = ()  # dotted keys that never change what a seed-run computes
+    test_metric: str | None = None  # None: the objective's name with val -> test, if returned
     # where the command was started, fixed when the sweeper is set up: a job that changes its
     # working directory (hydra.job.chdir=True) or runs in another process records in one store
     started_in: str = field(default_factory=lambda: str(Path.cwd().resolve()))
+    script: str = field(default_factory=lambda: str(Path(sys.argv[0]).resolve()))  # the app's
+    reseed_of: str | None = None  # this sweep re-runs that parent run's winners on fresh seeds
 
     def uri(self) -> str:
         if self.tracking_uri:
@@ -134,63 +150,97 @@ def app_settings(sweeper: Mapping[str, Any]) -> AppSettings:
     objective = sweeper.get("objective")
     if objective is not None and (not isinstance(objective, str) or not objective):
         raise ConfigError("hydra.sweeper.objective", objective, "the name of a returned value")
-    return AppSettings(key, objective, sweeper.get("tracking_uri"), sweeper.get("experiment"))
+    return AppSettings(
+        key,
+        objective,
+        sweeper.get("tracking_uri"),
+        sweeper.get("experiment"),
+        ignore_keys=_ignore_keys(sweeper.get("ignore_keys")),
+        test_metric=_name("hydra.sweeper.test_metric", sweeper.get("test_metric")),
+        reseed_of=_reseed_of(sweeper.get("reseed_of")),
+    )
 
 
-def app_config_id(container: Mapping[str, Any], seed_key: str) -> str:
-    """Another app's config_id: its config without its seed and Hydra's node."""
-    return config_id(container, ("hydra", seed_key))
+def _reseed_of(value: Any) -> str | None:
+    if value is not None and not (isinstance(value, str) and value.isalnum()):
+        raise ConfigError("hydra.sweeper.reseed_of", value, "an MLflow run id (hex digits)")
+    return value
 
 
-def app_container(cfg: DictConfig) -> dict[str, Any]:
-    """The app's config without Hydra's node, resolved where it can be outside a job (an
-    interpolation of Hydra's runtime values stays as written)."""
-    out: dict[str, Any] = {}
-    for key in cfg:
-        if key == "hydra":
-            continue
-        try:
-            value = cfg[key]
-            out[str(key)] = (
-                OmegaConf.to_container(value, resolve=True)
-                if OmegaConf.is_config(value)
-                else value
+def _name(key: str, value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigError(key, value, "the name of a returned or logged metric")
+    return value
+
+
+def _ignore_keys(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        value = [value]
+    keys = tuple(str(k) for k in value)
+    for k in keys:
+        if not k or not k.replace(".", "").replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(
+                "hydra.sweeper.ignore_keys",
+                k,
+                "a list of dotted config keys, e.g. [trainer.devices]",
             )
-        except Exception:  # e.g. ${hydra:...} outside a job: kept as written
-            node = cfg._get_node(key)
-            out[str(key)] = (
-                OmegaConf.to_container(node)
-                if isinstance(node, (DictConfig, ListConfig))
-                else str(node._value() if node is not None else None)
-            )
-    return out
+    return keys
+
+
+def app_config_id(container: Mapping[str, Any], s: AppSettings) -> str:
+    """Another app's config_id: its identity view (seedhp.job.identity) without its seed key
+    and the keys the user names in hydra.sweeper.ignore_keys."""
+    return config_id(container, ("hydra", s.seed_key, *s.ignore_keys))
+
+
+_ABSENT = object()
 
 
 def app_seed(cfg: DictConfig, seed_key: str) -> int:
-    value = OmegaConf.select(cfg, seed_key, default=None)
-    if value is None:
+    """The job's seed. A seed key whose value is null (LHT's `seed: null`) is seed 0 when the
+    sweep gives it none: seedhp seeds the job's generators with it (seedhp.job.seeding)."""
+    value = OmegaConf.select(cfg, seed_key, default=_ABSENT)
+    if value is _ABSENT:
         raise ConfigError(
             "hydra.sweeper.seed_key",
             seed_key,
             "names no key of this app's config: name the key that holds its seed "
             "(e.g. hydra.sweeper.seed_key=trainer.seed)",
         )
-    return check_seed(value, seed_key)
+    return 0 if value is None else check_seed(value, seed_key)
+
+
+def check_ignore_keys(cfg: DictConfig, keys: Sequence[str]) -> None:
+    for k in keys:
+        if OmegaConf.select(cfg, k, default=_ABSENT, throw_on_resolution_failure=False) is _ABSENT:
+            raise ConfigError("hydra.sweeper.ignore_keys", k, "names no key of this app's config")
 
 
 def app_target(cfg: DictConfig, s: AppSettings) -> Target:
     """Check one composed config of any app: its seed key holds a seed, the store opens."""
     from seedhp.job.tracking import Tracker
 
-    container = app_container(cfg)
+    check_ignore_keys(cfg, s.ignore_keys)
+    container = identity_view(cfg)
     uri, experiment = s.uri(), s.experiment or "seedhp"
     Tracker(uri, experiment)  # unreachable storage: one line before anything trains
+    objective = s.objective or DEFAULT_OBJECTIVE
     return Target(
         seed=app_seed(cfg, s.seed_key),
-        objective=s.objective or DEFAULT_OBJECTIVE,
-        config_id=app_config_id(container, s.seed_key),
+        objective=objective,
+        test_metric=s.test_metric or test_metric_of(objective),
+        config_id=app_config_id(container, s),
         outputs=(Path.cwd() / "outputs").resolve(),
-        tracking=TrackingSettings(uri, experiment, None, "run", False, {}),
+        tracking=TrackingSettings(
+            uri,
+            experiment,
+            None,
+            "reseed" if s.reseed_of else "run",
+            False,
+            {record.RESEED_OF: s.reseed_of} if s.reseed_of else {},
+        ),
         report=ReportSettings(),
         own=False,
     )
@@ -274,11 +324,11 @@ class TrackedTask:
         hydra_files(hc)
         overrides = [str(o) for o in hc.overrides.task]
         seed = app_seed(cfg, s.seed_key)
-        container = app_container(cfg)
+        container = identity_view(cfg)
         config_overrides = list(without_seed(overrides, s.seed_key))
         label = self.context.label or " ".join([str(hc.job.name), *sorted(config_overrides)])
         tracker = Tracker(s.uri(), s.experiment or "seedhp")
-        cid = app_config_id(container, s.seed_key)
+        cid = app_config_id(container, s)
         lock = claims.store_lock(tracker, cid) if self.context.claim else nullcontext(True)
         with lock as exact:
             if self.context.claim and seed in claims.taken(tracker, cid, [seed]):
@@ -317,8 +367,11 @@ class TrackedTask:
                 config_overrides,
                 self.context.parent_run_id,
             ),
-            "seedhp.app": str(hc.job.name),
-            "seedhp.seed_key": self.settings.seed_key,
+            record.APP: str(hc.job.name),
+            record.SEED_KEY: self.settings.seed_key,
+            record.APP_SCRIPT: self.settings.script,
+            record.APP_DIR: self.settings.started_in,
+            **({record.RESEED_OF: self.settings.reseed_of} if self.settings.reseed_of else {}),
             **self.context.tags(),
         }
         return tracker.start_run(
@@ -345,7 +398,9 @@ class TrackedTask:
         tracker.log(run_id, params=params)
         started = time.monotonic()
         try:
-            with _active_run(tracker.uri, run_id):
+            seed_globals(seed)
+            ref = SeedRunRef(tracker.uri, run_id, s.objective or DEFAULT_OBJECTIVE, seed)
+            with _active_run(tracker.uri, run_id), in_seed_run(ref):
                 value = self.task_function(cfg)
             try:
                 metrics = returned_metrics(value, s.objective)
@@ -410,5 +465,8 @@ def _active_run(uri: str, run_id: str) -> Iterator[None]:
     try:
         yield
     finally:
+        # the app may have pointed MLflow elsewhere (a Lightning MLFlowLogger on another
+        # store sets the global URI): the run is ended where it lives
+        mlflow.set_tracking_uri(uri)
         mlflow.end_run()
         mlflow.set_tracking_uri(previous)

@@ -12,7 +12,7 @@ def rec(cid: str, seed: int, value: float, status: str = "finished", test: float
         "seed": seed,
         "status": status,
         "value": value,
-        "test_acc": test,
+        "test": test,
         "label": f"cfg {cid}",
     }
 

@@ -82,13 +82,16 @@ def test_returned_values_become_metrics_and_the_objective_is_read_by_name() -> N
         returned_metrics("0.9", None)
 
 
-def test_config_id_ignores_the_seed_key_and_hydra_only() -> None:
+def test_config_id_ignores_the_seed_key_hydra_and_the_keys_the_user_names() -> None:
     a = {"trainer": {"seed": 1, "lr": 0.1}, "hydra": {"x": 1}}
     b = {"trainer": {"seed": 2, "lr": 0.1}}
     c = {"trainer": {"seed": 1, "lr": 0.2}}
-    assert app_config_id(a, "trainer.seed") == app_config_id(b, "trainer.seed")
-    assert app_config_id(a, "trainer.seed") != app_config_id(c, "trainer.seed")
-    assert app_config_id(a, "seed") != app_config_id(b, "seed")  # another key: seeds differ
+    key = AppSettings(seed_key="trainer.seed")
+    assert app_config_id(a, key) == app_config_id(b, key)
+    assert app_config_id(a, key) != app_config_id(c, key)
+    assert app_config_id(a, AppSettings()) != app_config_id(b, AppSettings())  # seeds differ
+    ignored = AppSettings(seed_key="trainer.seed", ignore_keys=("trainer.lr",))
+    assert app_config_id(a, ignored) == app_config_id(c, ignored)
 
 
 def test_the_wrapper_travels_to_other_processes_without_its_in_process_hook() -> None:
