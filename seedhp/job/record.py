@@ -28,6 +28,7 @@ APP = "seedhp.app"  # another app's seed-run: its job name
 APP_SCRIPT = "seedhp.app_script"  # ... the script its sweep ran (absolute path)
 APP_DIR = "seedhp.app_dir"  # ... the directory its sweep was started in
 SEED_KEY = "seedhp.seed_key"  # ... the config key that holds its seed
+TEST_METRIC = "seedhp.test_metric"  # on parent runs: the test score beside the objective
 RESEED_OF = "seedhp.reseed_of"  # a fresh-seed re-run: of this sweep's or study's parent run
 # where it belongs
 PARENT = "mlflow.parentRunId"

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from seedhp.errors import ConfigError
+from seedhp.job import record
 from seedhp.job.record import PARENT as PARENT_TAG
 from seedhp.job.record import read_seed_run, role
 from seedhp.job.reuse import reused_runs, sweep_runs
@@ -87,7 +88,7 @@ def collect(
     seed_runs = [r for r, _ in unique.values()]
     tags = parent.data.tags if parent is not None else {}
     objective = tags.get("seedhp.objective") or _objective_of(seed_runs)
-    test_metric = tags.get("seedhp.test_metric") or test_metric_of(objective)
+    test_metric = tags.get(record.TEST_METRIC) or test_metric_of(objective)
     kind = tags.get("seedhp.kind", "experiment")
     title = tags.get("mlflow.runName", f"experiment {tracker.experiment_name}")
     kept, duplicates = latest_per_seed([read_seed_run(r, rl) for r, rl in unique.values()])

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seedhp import faults, heap
 from seedhp.errors import ConfigError, exit_on_config_error
+from seedhp.job import record
 from seedhp.job.identity import without_seed
 from seedhp.job.reuse import finished_runs, mark_reused, sweep_runs
 from seedhp.job.settings import check_seed
@@ -135,12 +136,12 @@ def grid_sweep(
     parent = tracker.start_run(
         f"sweep {sweep_dir.name}",
         {
-            "seedhp.kind": "reseed" if settings.tracking.tags.get("seedhp.reseed_of") else "sweep",
+            "seedhp.kind": "reseed" if settings.tracking.tags.get(record.RESEED_OF) else "sweep",
             "seedhp.sweep_dir": str(sweep_dir.resolve()),
             "seedhp.command": " ".join(arguments),
             "seedhp.objective": settings.objective,
-            "seedhp.test_metric": settings.test_metric,
-            **{k: v for k, v in settings.tracking.tags.items() if k == "seedhp.reseed_of"},
+            record.TEST_METRIC: settings.test_metric,
+            **{k: v for k, v in settings.tracking.tags.items() if k == record.RESEED_OF},
         },
         parent_id=settings.tracking.parent_run_id,
     )

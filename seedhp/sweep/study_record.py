@@ -12,6 +12,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
+from seedhp.job import record
 from seedhp.job.tracking import Tracker, metric
 from seedhp.job.urls import redact, write_scrubbed
 from seedhp.stats.contrast import TIE_RULE, best_trials
@@ -50,7 +51,7 @@ def study_parent(tracker: Tracker, study: optuna.Study, s: StudySettings, job: T
             "seedhp.sampler": s.sampler,
             "seedhp.pruner": s.pruner,
             "seedhp.objective": s.objective,
-            "seedhp.test_metric": job.test_metric,
+            record.TEST_METRIC: job.test_metric,
             "seedhp.direction": s.direction,
         },
         parent_id=job.tracking.parent_run_id,
