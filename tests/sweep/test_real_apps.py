@@ -112,6 +112,8 @@ def _summary(cwd: Path) -> dict:  # type: ignore[type-arg]
     return json.loads(path.read_text())
 
 
+# about 20 s; `make test-all` runs it (the bad-input table covers this app in `make test`)
+@pytest.mark.slow
 def test_a_grid_groups_resumes_and_seeds_an_lht_shaped_app(app: Path) -> None:
     done = _run(app, "hydra/sweeper=seedhp", "seed=range(0,3)")
     assert done.returncode == 0, done.stderr[-3000:]

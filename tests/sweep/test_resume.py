@@ -58,6 +58,8 @@ def _finished_pairs(outputs: Path) -> Counter[tuple[str, str]]:
     )
 
 
+# about 60 s: it kills a packed sweep twice; `make test-all` runs it
+@pytest.mark.slow
 def test_a_killed_sweep_run_again_trains_only_what_is_missing(tmp_path: Path) -> None:
     args = [*SWEEP, "seed=range(0,8)", "train.epochs=30", "hydra/launcher=seedhp"]
     first = _start(args, tmp_path)
