@@ -85,7 +85,7 @@ BAD_INPUTS = {
     ),
     "parallel trials": (
         [*OPT, "seed=range(0,3)", "hydra.sweeper.n_jobs=4"],
-        "hydra.sweeper.n_jobs=4: seedhp runs one trial at a time per process",
+        "hydra.sweeper.n_jobs=4: seed_strategy=tuned runs one trial at a time per process",
     ),
     "malformed storage": (
         [*OPT, "seed=range(0,3)", "hydra.sweeper.storage=foo://x"],

@@ -131,6 +131,7 @@ def test_the_lightning_example_sweeps_studies_and_reseeds(tmp_path: Path) -> Non
     assert "test mean" in done.stdout and "nan" not in done.stdout.split("test mean")[1][:200]
 
     study = _run(app, "-m", "hydra/sweeper=seedhp_optuna", "hydra/sweeper/pruner=median",
+                 "hydra.sweeper.storage=sqlite:///outputs/optuna.db",
                  "hydra.sweeper.pruner.n_startup_trials=1", "hydra.sweeper.n_trials=4",
                  "hydra.sweeper.sampler.seed=0", "seed=range(0,100)",
                  "model.lr=interval(0.001,0.3)", "callbacks=with_seedhp")  # fmt: skip

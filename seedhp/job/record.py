@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from seedhp.errors import ConfigError
 from seedhp.job import trust
-from seedhp.stats.contrast import FRESH_ROLES, SeedRun  # noqa: F401 (FRESH_ROLES: the roles of fresh-seed re-runs)
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
+
+    from seedhp.stats.contrast import SeedRun
 
 # what identifies a seed-run
 SEED = "seed"
@@ -104,6 +105,8 @@ def is_seed_run(r: Run) -> bool:
 def read_seed_run(r: Run, plays: str | None = None) -> SeedRun:
     """The one reader of a seed-run; `plays`: the role it has where it is read (role(r, parent)
     for a sweep that reuses it), else its own."""
+    from seedhp.stats.contrast import SeedRun  # here: SciPy is not a sweep's to import
+
     tags: dict[str, Any] = r.data.tags
     try:
         overrides = tuple(str(o) for o in json.loads(tags.get(OVERRIDES, "[]")))

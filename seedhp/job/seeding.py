@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import random
 
-import numpy as np
-import torch
-
 
 def seed_globals(seed: int) -> None:
+    import numpy as np  # here: a sweep of an app that never trains imports neither
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)  # NumPy's legacy seed is 32-bit
     torch.manual_seed(seed)  # every CUDA device's generator too

@@ -6,9 +6,8 @@ allowed. `config_id` identifies a configuration across seeds, processes and stud
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,13 @@ import torch
 
 from seedhp.errors import ConfigError
 from seedhp.job.identity import config_id
+from seedhp.job.values import (  # noqa: F401 (re-exported: seedhp.job.settings names them)
+    ROLES,
+    ReportSettings,
+    TrackingSettings,
+    check_seed,
+    flatten,
+)
 from seedhp.train.data import AUGMENTS
 from seedhp.train.engines import ENGINES
 from seedhp.train.loop import FINAL_METRICS, SCHEDULES, Schedule, TrainSettings
@@ -23,29 +29,6 @@ from seedhp.train.pack import KERNELS
 from seedhp.train.seeds import STREAMS
 
 DEVICES = ("auto", "cpu", "cuda")
-ROLES = ("run", "trial", "reseed", "fresh", "baseline")
-
-
-@dataclass(frozen=True)
-class TrackingSettings:
-    uri: str  # an MLflow tracking URI, never null here
-    experiment: str
-    parent_run_id: str | None
-    role: str
-    save_predictions: bool
-    tags: dict[str, str]
-    label: str | None = None  # the configuration's name; None: derived from the command line
-    claim: bool = False  # look for other processes' runs of a seed first (seedhp.job.claims)
-
-
-@dataclass(frozen=True)
-class ReportSettings:
-    """What a sweep or study does at its end (seedhp.report)."""
-
-    enabled: bool = True
-    fresh_seeds: int = 0  # re-run both winners on this many fresh seeds first
-    black_swan_k: float = 3.0
-    random_state: int = 0  # seeds ASO's and the ensembles' resampling
 
 
 @dataclass(frozen=True)
@@ -62,14 +45,7 @@ class Settings:
     tracking: TrackingSettings
     outputs: Path
     config_id: str
-    report: ReportSettings = ReportSettings()
-
-
-def check_seed(value: Any, key: str = "seed") -> int:
-    """A seed is an int >= 0 (not a bool, not a float)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(key, value, "a seed must be an integer >= 0")
-    return value
+    report: ReportSettings = field(default_factory=ReportSettings)
 
 
 def parse(cfg: Mapping[str, Any]) -> Settings:
@@ -167,18 +143,6 @@ def resolve_device(name: str) -> torch.device:
             "train.device", name, "no CUDA GPU is visible to torch; allowed here: auto, cpu"
         )
     return torch.device("cuda" if name == "cuda" or (name == "auto" and available) else "cpu")
-
-
-def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """{"optimizer.lr": "0.05", ...}: the resolved config as MLflow params."""
-    out: dict[str, str] = {}
-    for key, value in cfg.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
-    return out
 
 
 def default_tracking_uri(outputs: Path) -> str:

@@ -8,6 +8,7 @@ batch in their sweep context, watch each job's score as it finishes, read a scor
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -30,6 +31,8 @@ from seedhp.sweep.tracked import (
     is_own_task,
     score,
 )
+
+log = logging.getLogger("seedhp")
 
 OnJobEnd = Callable[[int, JobReturn], bool]  # (index in the batch, its return) -> go on?
 
@@ -121,6 +124,25 @@ def prepare(
         return App(task_function, True, settings)
     settings = replace(settings, objective=settings.objective or optimized_metric(config))
     return App(TrackedTask(task_function, settings), False, settings)
+
+
+def peer_named(sweeper: Mapping[str, Any], peer_class: str) -> None:
+    """hydra.sweeper._target_ named hydra-optuna-sweeper's class, which is not installed: with
+    seedhp_optuna's settings composed (`override /hydra/sweeper: seedhp_optuna`), seedhp's
+    sweeper runs the study and says so; without them, one line says what to write."""
+    if "seed_strategy" not in sweeper:
+        with exit_on_config_error():
+            raise ConfigError(
+                "hydra.sweeper._target_",
+                peer_class,
+                "hydra-optuna-sweeper is not installed (it needs optuna<3); seedhp's sweeper "
+                "reads the same settings: put `override /hydra/sweeper: seedhp_optuna` in the "
+                "defaults list",
+            )
+    log.info(
+        "hydra.sweeper._target_ names hydra-optuna-sweeper's OptunaSweeper, which is not "
+        "installed: seedhp's sweeper (seedhp_optuna) runs this study"
+    )
 
 
 def optimized_metric(config: DictConfig) -> str | None:

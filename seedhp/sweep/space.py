@@ -3,6 +3,10 @@
     choice(a,b,c) / a,b,c       -> CategoricalDistribution
     range(start,stop[,step])    -> IntDistribution (FloatDistribution if a bound is a float),
                                    stop excluded as in Hydra's basic sweeper and Python
+    shuffle(range(...)), shuffle(choice(...))
+                                -> CategoricalDistribution over the values, as in
+                                   hydra-optuna-sweeper (in the order written: the same command
+                                   names the same study)
     interval(a,b)               -> FloatDistribution;  int(interval(a,b)) -> IntDistribution
     tag(log, interval(a,b))     -> the same, log-scaled
     a plain value               -> a fixed override, passed to every trial unchanged
@@ -27,7 +31,7 @@ from optuna.distributions import (
 )
 
 from seedhp.errors import ConfigError
-from seedhp.job.settings import check_seed
+from seedhp.job.values import check_seed
 from seedhp.sweep.bound import check, ends
 from seedhp.sweep.bound import values as bounded_values
 
@@ -58,7 +62,8 @@ class SearchSpace:
 
     @property
     def seed(self) -> Dimension | None:
-        return next((d for d in self.dimensions if d.key == self.seed_key), None)
+        # `+seed=range(...)`: a seed key the app's config lacks, added by the override
+        return next((d for d in self.dimensions if d.key.lstrip("+") == self.seed_key), None)
 
     def distributions(self) -> dict[str, BaseDistribution]:
         return {d.key: d.distribution for d in self.dimensions}
@@ -92,7 +97,10 @@ def dimension(o: Override, seed_key: str = "seed") -> Dimension:
     key, sweep = o.get_key_element(), o.value()
     text = (o.input_line or "").split("=", 1)[-1]
     is_seed = o.key_or_group == seed_key
-    if isinstance(sweep, ChoiceSweep) or (is_seed and isinstance(sweep, RangeSweep)):
+    shuffled = isinstance(sweep, (ChoiceSweep, RangeSweep)) and sweep.shuffle
+    if shuffled:  # a set of values to choose among; their order is the one written
+        sweep.shuffle = False  # type: ignore[union-attr]
+    if isinstance(sweep, ChoiceSweep) or (isinstance(sweep, RangeSweep) and (is_seed or shuffled)):
         values: list[Any] = bounded_values(o)  # each one a choice: bounded
         texts = tuple(o.sweep_string_iterator())
         if not values:
@@ -136,6 +144,25 @@ def dimension(o: Override, seed_key: str = "seed") -> Dimension:
             return Dimension(key, IntDistribution(lo, hi, log=log), source=text)
         return Dimension(key, FloatDistribution(float(lo), float(hi), log=log), source=text)
     raise ConfigError(key, text, "not a search space: use choice, range, interval or a value")
+
+
+def end_variants(space: SearchSpace) -> list[list[str]]:
+    """Overrides that put each searched dimension (not the seed) at each of its ends, the others
+    at their first: composing each one finds a key or value the app refuses, before any job."""
+    searched = [d for d in space.dimensions if d.key != space.seed_key]
+    base = [d.override(_ends(d)[0]) for d in searched]
+    variants = [[*space.fixed, *base]]
+    for i, d in enumerate(searched):
+        for value in _ends(d)[1:]:
+            variants.append([*space.fixed, *base[:i], d.override(value), *base[i + 1 :]])
+    return variants
+
+
+def _ends(d: Dimension) -> list[Any]:
+    dist = d.distribution
+    if isinstance(dist, CategoricalDistribution):
+        return list(dist.choices)
+    return [dist.low, dist.high]  # type: ignore[attr-defined]
 
 
 def seed_pool(spec: Any) -> list[int]:

@@ -40,13 +40,14 @@ from seedhp.job.hooks import Hooks
 from seedhp.job.owner import this_process
 from seedhp.job.signals import held_interrupts
 from seedhp.job.tracking import Tracker
-from seedhp.job.urls import redact, scrub, write_scrubbed
+from seedhp.job.urls import scrub, write_scrubbed
 from seedhp.stats.aggregate import aggregate
 from seedhp.stats.contrast import best_trials
 from seedhp.stats.summary import seed_ignored_line
 from seedhp.sweep import at_end
 from seedhp.sweep.app import App, stop_on_config_error
-from seedhp.sweep.space import SearchSpace, merge, parse_space
+from seedhp.sweep.plain import job_failed
+from seedhp.sweep.space import SearchSpace, end_variants, merge, parse_space
 from seedhp.sweep.study_record import (
     finish,
     fmt_scores,
@@ -54,7 +55,7 @@ from seedhp.sweep.study_record import (
     study_parent,
     winner_seed_key,
 )
-from seedhp.sweep.study_settings import StudySettings, study_settings
+from seedhp.sweep.study_settings import StudySettings, storage_label, study_settings
 from seedhp.sweep.study_storage import (
     FINISHED,
     OWNER,
@@ -101,6 +102,7 @@ class StudyContext:
     returns: list[JobReturn] = field(default_factory=list)
     asked: int = 0  # trials this process ran
     seed_warned: bool = False  # the app seems to ignore its seed: said once
+    traceback_shown: bool = False  # a failed job's traceback goes to stderr once
     failed: int = 0  # ... of which failed (an error, or every seed diverged)
     replicate: int | None = None  # the strategy contrast's replicate, tagged on every seed-run
     job_offset: int = 0  # added to job numbers: studies sharing a sweep directory stay apart
@@ -189,7 +191,7 @@ def start_study(
         settings.objective,
         settings.sampler,
         settings.pruner,
-        redact(settings.storage),
+        storage_label(settings.storage),
         count_trials(ctx, FINISHED),
         settings.n_trials,
     )
@@ -252,34 +254,22 @@ def check_space(
     hydra_context: HydraContext, config: DictConfig, space: SearchSpace, app: App
 ) -> tuple[Target, int]:
     """Compose and check a job at each end of every dimension before any trial runs."""
-    searched = [d for d in space.dimensions if d.key != space.seed_key]
-    base = [d.override(_ends(d)[0]) for d in searched]
-    variants = [base]
-    for i, d in enumerate(searched):
-        for value in _ends(d)[1:]:
-            variants.append([*base[:i], d.override(value), *base[i + 1 :]])
     first_settings: Target | None = None
-    for variant in variants:
-        cfg = hydra_context.config_loader.load_sweep_config(config, [*space.fixed, *variant])
+    for variant in end_variants(space):
+        cfg = hydra_context.config_loader.load_sweep_config(config, variant)
         settings = app.target(cfg)
         first_settings = first_settings or settings
     assert first_settings is not None
     return first_settings, first_settings.seed
 
 
-def _ends(d: Any) -> list[Any]:
-    dist = d.distribution
-    if isinstance(dist, optuna.distributions.CategoricalDistribution):
-        return list(dist.choices)
-    return [dist.low, dist.high]
-
-
 def _too_many_failures(ctx: StudyContext) -> bool:
     """Failed trials (errors, divergence) do not count towards n_trials: a study whose trials
     keep failing would never end. Stop once more than max_failure_rate of this process's trials
-    (5 at least) failed."""
+    (counted as 5 until 5 have run) failed; with max_failure_rate=1 failed trials count towards
+    n_trials instead (_counted)."""
     s = ctx.settings
-    if ctx.asked >= 5 and ctx.failed > s.max_failure_rate * ctx.asked:
+    if ctx.failed > s.max_failure_rate * max(ctx.asked, 5):
         log.error(
             "stopping: %d of the %d trials this process ran failed (more than "
             "hydra.sweeper.max_failure_rate=%g); see the trials' errors",
@@ -291,6 +281,16 @@ def _too_many_failures(ctx: StudyContext) -> bool:
     return False
 
 
+def _counted(ctx: StudyContext) -> int:
+    """The trials n_trials counts: finished ones, and failed ones too when every failure is
+    tolerated (max_failure_rate=1), so that a study whose every trial fails still ends."""
+    n = count_trials(ctx, FINISHED)
+    if ctx.settings.max_failure_rate >= 1:
+        failed = ctx.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        n += sum(1 for t in failed if not t.user_attrs.get("seedhp.surplus"))
+    return n
+
+
 def _next_trial(ctx: StudyContext) -> Trial | None:
     """Ask for a trial while fewer than n_trials have finished or are running in the study;
     wait for other processes' trials when the rest of the budget is theirs."""
@@ -298,9 +298,9 @@ def _next_trial(ctx: StudyContext) -> Trial | None:
     live = (*FINISHED, TrialState.RUNNING)
     while True:
         fail_stale_trials(ctx)
-        if count_trials(ctx, FINISHED) >= n:
+        if _counted(ctx) >= n:
             return None
-        if count_trials(ctx, live) >= n:
+        if _counted(ctx) + count_trials(ctx, (TrialState.RUNNING,)) >= n:
             time.sleep(1.0)  # another process holds the last trials; take over if it dies
             continue
         trial: Trial | None = None
@@ -308,7 +308,7 @@ def _next_trial(ctx: StudyContext) -> Trial | None:
             with held_interrupts():  # the trial exists once asked: an interrupt must find it
                 trial = study.ask(fixed_distributions=ctx.settings.space.distributions())
             trial.set_user_attr(OWNER, this_process())
-            if count_trials(ctx, live) <= n:
+            if _counted(ctx) + count_trials(ctx, (TrialState.RUNNING,)) <= n:
                 return trial
             # Other processes asked at the same moment: the lowest numbers keep the last places.
             numbers = sorted(t.number for t in study.get_trials(deepcopy=False, states=live))
@@ -325,7 +325,7 @@ def _next_trial(ctx: StudyContext) -> Trial | None:
 def run_trial(ctx: StudyContext, trial: Trial) -> None:
     s = ctx.settings
     params = dict(trial.params)
-    seeds = [int(params.pop(s.space.seed_key))] if s.strategy == "tuned" else list(s.seeds)
+    seeds = [int(params.pop(_seed_override(s)))] if s.strategy == "tuned" else list(s.seeds)
     key = config_key(s.space.fixed, params, ctx.settings.space)
     trial.set_user_attr("config_key", key)
     known = finished_seed_runs(ctx.study, key)
@@ -363,6 +363,11 @@ def run_trial(ctx: StudyContext, trial: Trial) -> None:
     log.info("  %s", _progress(ctx))
 
 
+def _seed_override(s: StudySettings) -> str:
+    """The seed's key as searched: `+seed` when the override adds a key the app lacks."""
+    return s.space.seed.key if s.space.seed is not None else s.space.seed_key
+
+
 def _progress(ctx: StudyContext) -> str:
     """Trials finished of n_trials in the study (every process), and the best value so far."""
     s = ctx.settings
@@ -393,7 +398,7 @@ def _launch_seeds(
     context = RunContext(
         ctx.parent, "trial", s.name, trial.number, s.strategy, replicate=ctx.replicate
     )
-    jobs = ctx.app.jobs([[*base, f"{s.space.seed_key}={seed}"] for seed in seeds], context)
+    jobs = ctx.app.jobs([[*base, f"{_seed_override(s)}={seed}"] for seed in seeds], context)
 
     def on_job_end(i: int, ret: JobReturn) -> bool:
         seed = seeds[i]
@@ -402,7 +407,10 @@ def _launch_seeds(
                 outcome.pruned = True
                 return False
         else:
-            outcome.errors[seed] = f"{type(ret._return_value).__name__}: {ret._return_value}"
+            error = ret._return_value
+            outcome.errors[seed] = f"{type(error).__name__}: {error}"
+            job_failed(f"trial {trial.number}, seed {seed},", error, not ctx.traceback_shown)
+            ctx.traceback_shown = True
         return True
 
     def on_epoch(epoch: int, value: float) -> bool:  # tuned/fixed: one seed-run per trial

@@ -16,7 +16,7 @@ from seedhp.job import record
 from seedhp.job.tracking import Tracker, metric
 from seedhp.job.urls import redact, write_scrubbed
 from seedhp.stats.contrast import TIE_RULE, best_trials
-from seedhp.sweep.study_settings import StudySettings
+from seedhp.sweep.study_settings import StudySettings, storage_label
 from seedhp.sweep.study_storage import FINISHED, count_trials
 from seedhp.sweep.tracked import Target
 
@@ -33,7 +33,8 @@ PARENT_GRACE_SECONDS = 2.0  # wait for other processes' parent runs before choos
 def study_parent(tracker: Tracker, study: optuna.Study, s: StudySettings, job: Target) -> str:
     """One MLflow parent run per study, found again by every process and every resumption."""
     mine = f"tags.`seedhp.kind` = 'study' and tags.`seedhp.study` = '{s.name}'"
-    found = _earliest(tracker.search(mine))
+    # an in-memory study is new in every run: so is its parent run
+    found = _earliest(tracker.search(mine)) if s.storage is not None else None
     # where `seedhp report --study` finds the study's runs
     study.set_user_attr("mlflow_tracking_uri", redact(tracker.uri))
     study.set_user_attr("mlflow_experiment", tracker.experiment_name)
@@ -47,7 +48,7 @@ def study_parent(tracker: Tracker, study: optuna.Study, s: StudySettings, job: T
             "seedhp.kind": "study",
             "seedhp.study": s.name,
             "seedhp.strategy": s.strategy,
-            "seedhp.storage": redact(s.storage),
+            "seedhp.storage": storage_label(s.storage),
             "seedhp.sampler": s.sampler,
             "seedhp.pruner": s.pruner,
             "seedhp.objective": s.objective,
@@ -58,6 +59,8 @@ def study_parent(tracker: Tracker, study: optuna.Study, s: StudySettings, job: T
     )
     # Processes starting together may each have created one, and seen only their own: once
     # every creation is visible all agree on the earliest (start time, then id).
+    if s.storage is None:
+        return parent
     time.sleep(PARENT_GRACE_SECONDS)
     winner = _earliest(tracker.search(mine)) or parent
     if winner != parent:  # another process created the study's parent at the same moment
@@ -79,7 +82,7 @@ def results(ctx: StudyContext) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": "optuna",
         "study_name": s.name,
-        "storage": redact(s.storage),
+        "storage": storage_label(s.storage),
         "seed_strategy": s.strategy,
         "direction": s.direction,
         "objective": s.objective,
@@ -131,7 +134,7 @@ def finish(ctx: StudyContext, status: str) -> str:
     lines = [
         "",
         f"Study {s.name}: {res['finished_trials']} of {s.n_trials} trials finished "
-        f"({res['pruned_trials']} pruned), storage {redact(s.storage)}",
+        f"({res['pruned_trials']} pruned), storage {storage_label(s.storage)}",
     ]
     if "best_value" in res:
         params = show_params(res["best_params"])
@@ -155,10 +158,11 @@ def finish(ctx: StudyContext, status: str) -> str:
     lines += [
         f"Results: {path}",
         f"MLflow: experiment '{ctx.tracker.experiment_name}', parent run {ctx.parent}",
-        f"Browse: make ui, then {ctx.tracker.ui_url()}  |  make dashboard  "
-        f"(optuna-dashboard {redact(s.storage)})"
+        f"Browse: make ui, then {ctx.tracker.ui_url()}"
+        + (f"  |  make dashboard  (optuna-dashboard {redact(s.storage)})" if s.storage else "")
         if ctx.tracker.uri.startswith("sqlite:")
-        else f"Browse: {ctx.tracker.ui_url()}  |  optuna-dashboard {redact(s.storage)}",
+        else f"Browse: {ctx.tracker.ui_url()}"
+        + (f"  |  optuna-dashboard {redact(s.storage)}" if s.storage else ""),
     ]
     return "\n".join(lines)
 

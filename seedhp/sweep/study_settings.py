@@ -7,8 +7,9 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -16,6 +17,15 @@ import optuna
 from seedhp.errors import ConfigError
 from seedhp.stats.aggregate import AGGREGATES
 from seedhp.stats.summary import maximize
+from seedhp.sweep.samplers import (
+    PRUNER_CLASSES,
+    SAMPLER_CLASSES,
+    Choice,
+    build,
+    pruner_choice,
+    sampler_choice,
+    sampler_of,
+)
 from seedhp.sweep.space import SearchSpace, grid, seed_pool
 from seedhp.sweep.tracked import Target
 
@@ -26,68 +36,169 @@ if TYPE_CHECKING:
 log = logging.getLogger("seedhp")
 
 
-STRATEGIES = ("tuned", "averaged", "fixed")
+STRATEGIES = ("tuned", "averaged", "fixed", "none")
 
 
-SAMPLERS = ("tpe", "random", "gp", "cmaes", "grid", "bruteforce", "qmc")
+SAMPLERS = tuple(SAMPLER_CLASSES)
 
 
-PRUNERS = ("none", "median", "wilcoxon", "hyperband")
+PRUNERS = tuple(PRUNER_CLASSES)
 
 
 @dataclass(frozen=True)
 class StudySettings:
     name: str
-    storage: str
+    storage: str | None  # None: in memory (Optuna's, hydra-optuna-sweeper's storage: null)
     direction: str
     n_trials: int
     strategy: str
     seeds: tuple[int, ...]  # tuned: the seed choices; averaged: each trial's seeds; fixed: one
     aggregate: str
-    sampler: str
-    sampler_seed: int | None
-    pruner: str
-    pruner_options: dict[str, Any]
+    sampler_choice: Choice
+    pruner_choice: Choice
     heartbeat_seconds: int
     max_failure_rate: float
     space: SearchSpace
     objective: str
+    n_jobs: int = 1
 
     @property
     def maximize(self) -> bool:
         return self.direction == "maximize"
 
+    @property
+    def sampler(self) -> str:
+        return self.sampler_choice.label
 
-def study_settings(
-    sweeper: Mapping[str, Any], space: SearchSpace, job: Target, job_seed: int
-) -> StudySettings:
-    """Check the sweeper's settings against the search space; one ConfigError for bad input."""
-    strategy = sweeper["seed_strategy"]
+    @property
+    def pruner(self) -> str:
+        return self.pruner_choice.label
+
+    @property
+    def sampler_seed(self) -> int | None:
+        return self.sampler_choice.seed
+
+
+def seed_strategy(sweeper: Mapping[str, Any], space: SearchSpace, own: bool) -> str:
+    """hydra.sweeper.seed_strategy; null: tuned when the seed is searched, else none for another
+    app (a plain Optuna study, as hydra-optuna-sweeper runs it) and tuned for seedhp's own
+    (which always trains a seed, and says to search it)."""
+    strategy = sweeper.get("seed_strategy")
+    if strategy is None:
+        return "tuned" if space.seed is not None or own else "none"
     if strategy not in STRATEGIES:
         raise ConfigError(
             "hydra.sweeper.seed_strategy", strategy, f"allowed: {', '.join(STRATEGIES)}"
         )
-    sampler, pruner = sweeper["sampler"]["name"], sweeper["pruner"]["name"]
-    if sampler not in SAMPLERS:
-        raise ConfigError("hydra.sweeper.sampler.name", sampler, f"allowed: {', '.join(SAMPLERS)}")
-    if pruner not in PRUNERS:
-        raise ConfigError("hydra.sweeper.pruner.name", pruner, f"allowed: {', '.join(PRUNERS)}")
-    direction = sweeper.get("direction") or ("maximize" if maximize(job.objective) else "minimize")
-    if direction not in ("maximize", "minimize"):
-        raise ConfigError("hydra.sweeper.direction", direction, "allowed: maximize, minimize")
-    n_trials = sweeper["n_trials"]
-    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-        raise ConfigError("hydra.sweeper.n_trials", n_trials, "an integer >= 1")
-    if sweeper.get("n_jobs", 1) != 1:
+    if strategy == "none" and own:
         raise ConfigError(
-            "hydra.sweeper.n_jobs",
-            sweeper["n_jobs"],
-            "seedhp runs one trial at a time per process; to run trials in parallel start "
-            "several processes on one study (same storage and study_name)",
+            "hydra.sweeper.seed_strategy",
+            strategy,
+            "seedhp's own app always trains a seed: use fixed for one seed in every trial",
         )
+    if strategy == "none" and space.seed is not None:
+        raise ConfigError(
+            space.seed_key,
+            space.seed.source,
+            "seed_strategy=none searches no seed: take it out of the search space, or use "
+            "seed_strategy=tuned",
+        )
+    return str(strategy)
+
+
+def directions(sweeper: Mapping[str, Any], objective: str) -> tuple[tuple[str, ...], str]:
+    """hydra.sweeper.direction as a tuple (a list: several objectives), and where it came from:
+    given, or from the objective's name (seedhp.stats.summary.maximize: an unnamed float
+    return is minimised, as Optuna and hydra-optuna-sweeper do)."""
+    given = sweeper.get("direction")
+    if given is None:
+        name = "maximize" if maximize(objective) else "minimize"
+        why = "from its name" if objective != "objective" else "Optuna's default"
+        return (name,), why
+    values = list(given) if isinstance(given, (list, tuple)) else [given]
+    values = [getattr(v, "name", v) for v in values]  # hydra-optuna-sweeper's Direction enum
+    if not values or any(v not in ("maximize", "minimize") for v in values):
+        shown = given if not isinstance(given, (list, tuple)) else f"[{','.join(map(str, given))}]"
+        raise ConfigError(
+            "hydra.sweeper.direction",
+            shown,
+            "allowed: maximize, minimize, or a list of them (one per returned value)",
+        )
+    return tuple(values), "given"
+
+
+def count(sweeper: Mapping[str, Any], key: str, minimum: int = 1) -> int:
+    value = sweeper.get(key, minimum)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"hydra.sweeper.{key}", value, f"an integer >= {minimum}")
+    return value
+
+
+def failure_rate(sweeper: Mapping[str, Any]) -> float:
     rate = sweeper.get("max_failure_rate", 0.5)
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
         raise ConfigError("hydra.sweeper.max_failure_rate", rate, "a number in [0, 1]")
+    return float(rate)
+
+
+def storage_url(sweeper: Mapping[str, Any]) -> str | None:
+    """hydra.sweeper.storage: null is an in-memory study; a relative SQLite path is made
+    absolute (against the directory the command started in), so every job and process sharing
+    the study names the same file."""
+    storage = sweeper.get("storage")
+    if storage is None:
+        return None
+    storage = str(storage)
+    prefix = "sqlite:///"
+    if storage.startswith(prefix) and not storage[len(prefix) :].startswith("/"):
+        path = storage[len(prefix) :]
+        if path and path != ":memory:" and not path.startswith("~"):  # ~: refused, said why
+            storage = f"{prefix}{Path(path).resolve()}"
+    return storage
+
+
+def storage_label(storage: str | None) -> str:
+    """A study's storage as printed and tagged: its URL without a password, or "memory"."""
+    from seedhp.job.urls import redact
+
+    return redact(storage) if storage else "memory"
+
+
+def study_settings(
+    sweeper: Mapping[str, Any],
+    space: SearchSpace,
+    job: Target,
+    job_seed: int,
+    strategy: str | None = None,
+) -> StudySettings:
+    """Check the sweeper's settings against the search space; one ConfigError for bad input."""
+    strategy = strategy or seed_strategy(sweeper, space, job.own)
+    sampler, pruner = sampler_choice(sweeper.get("sampler")), pruner_choice(sweeper.get("pruner"))
+    (direction, *more), _ = directions(sweeper, job.objective)
+    if more:
+        raise ConfigError(
+            "hydra.sweeper.direction",
+            f"[{','.join([direction, *more])}]",
+            "several objectives run as a plain Optuna study (seed_strategy=none, the seed not "
+            "searched); a seed strategy optimises one objective",
+        )
+    n_trials = count(sweeper, "n_trials")
+    n_jobs = count(sweeper, "n_jobs")
+    if n_jobs != 1:
+        raise ConfigError(
+            "hydra.sweeper.n_jobs",
+            n_jobs,
+            f"seed_strategy={strategy} runs one trial at a time per process; to run trials in "
+            "parallel start several processes on one study (same storage and study_name)",
+        )
+    if sweeper.get("custom_search_space"):
+        raise ConfigError(
+            "hydra.sweeper.custom_search_space",
+            sweeper["custom_search_space"],
+            f"runs in a plain Optuna study (seed_strategy=none); seed_strategy={strategy} "
+            "searches the space of hydra.sweeper.params and the command line",
+        )
+    rate = failure_rate(sweeper)
     how = sweeper["aggregate"]
     if how not in AGGREGATES:
         raise ConfigError("hydra.sweeper.aggregate", how, f"allowed: {', '.join(AGGREGATES)}")
@@ -127,7 +238,7 @@ def study_settings(
                 f"seed_strategy=fixed trains every trial on one seed: give {space.seed_key}=<int>",
             )
         seeds = (job_seed,)
-    if sampler in ("grid", "bruteforce"):
+    if sampler.name in ("grid", "bruteforce"):
         size = math.prod(len(values) for values in grid(space).values())  # refuses continuous
         if n_trials > size:
             log.info(
@@ -135,32 +246,30 @@ def study_settings(
                 "space: the study ends after %d trials",
                 n_trials,
                 size,
-                sampler,
+                sampler.name,
                 size,
             )
             n_trials = size
-    if pruner == "wilcoxon" and strategy != "averaged":
+    if pruner.name == "wilcoxon" and strategy != "averaged":
         raise ConfigError(
             "hydra.sweeper.pruner",
-            pruner,
+            pruner.name,
             "wilcoxon compares per-seed scores of a trial: it needs seed_strategy=averaged",
         )
-    storage = sweeper.get("storage") or f"sqlite:///{job.outputs}/optuna.db"
+    storage = storage_url(sweeper)
     name = sweeper.get("study_name") or default_study_name(strategy, space, seeds)
     return StudySettings(
         name=name,
-        storage=str(storage),
+        storage=storage,
         direction=direction,
         n_trials=n_trials,
         strategy=strategy,
         seeds=seeds,
         aggregate=how,
-        sampler=sampler,
-        sampler_seed=sweeper["sampler"].get("seed"),
-        pruner=pruner,
-        pruner_options={k: v for k, v in sweeper["pruner"].items() if k != "name"},
+        sampler_choice=sampler,
+        pruner_choice=pruner,
         heartbeat_seconds=int(sweeper.get("heartbeat_seconds", 10)),
-        max_failure_rate=float(rate),
+        max_failure_rate=rate,
         space=space,
         objective=job.objective,
     )
@@ -183,73 +292,8 @@ def default_study_name(strategy: str, space: SearchSpace, seeds: Sequence[int]) 
 def make_sampler(s: StudySettings) -> optuna.samplers.BaseSampler:
     """The study's sampler; with a seed, its random draws for trial n come from (seed, n)
     alone (seeded_per_trial)."""
-    seed = s.sampler_seed
-    samplers: dict[str, Callable[[], optuna.samplers.BaseSampler]] = {
-        "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
-        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-        "gp": lambda: optuna.samplers.GPSampler(seed=seed),
-        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed),
-        "grid": lambda: optuna.samplers.GridSampler(grid(s.space), seed=seed),
-        "bruteforce": lambda: optuna.samplers.BruteForceSampler(seed=seed),
-        "qmc": lambda: optuna.samplers.QMCSampler(seed=seed),
-    }
-    sampler = samplers[s.sampler]()
-    return sampler if seed is None else seeded_per_trial(sampler, seed)
-
-
-def seeded_per_trial(
-    sampler: optuna.samplers.BaseSampler, seed: int
-) -> optuna.samplers.BaseSampler:
-    """`sampler` with every random state it holds (its own, its startup and independent
-    samplers') reseeded before each trial from (seed, the trial's number).
-
-    A sampler seeded once draws one sequence from the start of each process: a study resumed
-    after an interruption, and each worker of a shared study, would propose the first trials'
-    values again (seen: 12 finished trials, 8 distinct). Seeded by trial number, trial n draws
-    what it would in one uninterrupted process, whoever runs it and whenever: a fresh study is
-    as reproducible as before, and a resumed or shared one repeats nothing a single process
-    would not. What a model-based sampler (TPE after its startup trials) proposes still depends
-    on the trials finished when it asks."""
-    states = _random_states(sampler)
-    before = sampler.before_trial
-
-    def before_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        for i, state in enumerate(states):
-            digest = hashlib.sha256(f"{seed}:{trial.number}:{i}".encode()).digest()
-            state.rng.seed(int.from_bytes(digest[:4], "little"))
-        before(study, trial)
-
-    sampler.before_trial = before_trial  # type: ignore[method-assign]
-    return sampler
-
-
-def _random_states(obj: object, depth: int = 0) -> list[Any]:
-    """The LazyRandomState instances of a sampler and of the samplers it holds, in a fixed
-    order (attribute order)."""
-    from optuna.samplers._lazy_random_state import LazyRandomState
-
-    found: list[Any] = []
-    for value in vars(obj).values():
-        if isinstance(value, LazyRandomState):
-            found.append(value)
-        elif isinstance(value, optuna.samplers.BaseSampler) and depth < 3:
-            found += _random_states(value, depth + 1)
-    return found
+    return sampler_of(s.sampler_choice, s.space)
 
 
 def make_pruner(s: StudySettings) -> optuna.pruners.BasePruner:
-    o = s.pruner_options
-    if s.pruner == "median":
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=o.get("n_startup_trials", 5),
-            n_warmup_steps=o.get("n_warmup_steps", 0),
-        )
-    if s.pruner == "wilcoxon":
-        return optuna.pruners.WilcoxonPruner(
-            p_threshold=o.get("p_threshold", 0.1), n_startup_steps=o.get("n_startup_steps", 2)
-        )
-    if s.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(
-            min_resource=o.get("min_resource", 1), reduction_factor=o.get("reduction_factor", 3)
-        )
-    return optuna.pruners.NopPruner()
+    return build(s.pruner_choice)

@@ -52,6 +52,13 @@ def open_study(s: StudySettings, attempts: int = 10) -> optuna.Study:
     study: on SQLite a lock file orders them; on a server database the loser's insert fails
     with a unique-key violation (or its CREATE with "already exists"), and it tries again, then
     finds what the winner created."""
+    if s.storage is None:  # in memory: this process's alone, gone when it ends
+        return optuna.create_study(
+            study_name=s.name,
+            sampler=make_sampler(s),
+            pruner=make_pruner(s),
+            direction=s.direction,  # type: ignore[arg-type]
+        )
     remember([s.storage])  # its password is masked in everything this process writes
     faults.opened("hydra.sweeper.storage", s.storage)  # named in the line for a fault of it
     if s.storage.startswith("sqlite:"):
@@ -71,6 +78,41 @@ def open_study(s: StudySettings, attempts: int = 10) -> optuna.Study:
     raise AssertionError("unreachable")
 
 
+def open_plain(
+    storage: str, name: str, sampler: optuna.samplers.BaseSampler, directions: Sequence[str]
+) -> optuna.Study:
+    """A plain study's persistent storage (seed_strategy=none), created or loaded."""
+    faults.opened("hydra.sweeper.storage", storage)
+    if storage.startswith("sqlite:"):
+        check_sqlite("hydra.sweeper.storage", storage)
+        db = sqlite_file(storage)
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with sqlite_lock(storage):
+            return optuna.create_study(
+                study_name=name,
+                storage=storage,
+                sampler=sampler,
+                directions=list(directions),  # type: ignore[arg-type]
+                load_if_exists=True,
+            )
+    except ValueError as err:  # a loaded study with other directions
+        raise ConfigError("hydra.sweeper.study_name", name, f"{err}") from None
+    except ImportError as err:
+        raise ConfigError(
+            "hydra.sweeper.storage",
+            redact(storage),
+            f"its database driver is not installed ({err})",
+        ) from None
+    except Exception as err:
+        raise ConfigError(
+            "hydra.sweeper.storage",
+            redact(storage),
+            f"cannot open this Optuna storage ({_first_line(err)})",
+        ) from None
+
+
 class _Raced(Exception):
     """Another process created the same tables or study at the same moment."""
 
@@ -78,18 +120,18 @@ class _Raced(Exception):
 def _open_study(s: StudySettings) -> optuna.Study:
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
+    assert s.storage is not None
+    url = s.storage
     try:
-        db = sqlite_file(s.storage)
+        db = sqlite_file(url)
         if db is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
         storage = optuna.storages.RDBStorage(
-            s.storage,
+            url,
             heartbeat_interval=s.heartbeat_seconds,
             grace_period=6 * s.heartbeat_seconds,
             heartbeat_stale_trial_callback=lambda _study, trial: _LOST.append(trial.number),
-            engine_kwargs={"connect_args": {"timeout": 60}}
-            if s.storage.startswith("sqlite")
-            else {},
+            engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {},
         )
         return optuna.create_study(
             study_name=s.name,
@@ -110,7 +152,7 @@ def _open_study(s: StudySettings) -> optuna.Study:
             raise _Raced() from err
         raise ConfigError(
             "hydra.sweeper.storage",
-            redact(s.storage),
+            redact(url),
             f"cannot open this Optuna storage ({_first_line(err)})",
         ) from None
     except ValueError as err:  # a loaded study with another direction
@@ -118,13 +160,13 @@ def _open_study(s: StudySettings) -> optuna.Study:
     except ImportError as err:
         raise ConfigError(
             "hydra.sweeper.storage",
-            redact(s.storage),
+            redact(url),
             f"its database driver is not installed ({err}); for PostgreSQL: psycopg[binary]",
         ) from None
     except Exception as err:  # sqlalchemy ArgumentError/OperationalError
         raise ConfigError(
             "hydra.sweeper.storage",
-            redact(s.storage),
+            redact(url),
             f"cannot open this Optuna storage ({_first_line(err)})",
         ) from None
 

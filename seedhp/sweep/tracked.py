@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -35,9 +35,12 @@ from seedhp.job import claims, record
 from seedhp.job.hooks import Pruned, SeedRunRef, in_seed_run
 from seedhp.job.identity import config_id, identity_view, without_seed
 from seedhp.job.seeding import seed_globals
-from seedhp.job.settings import ReportSettings, Settings, TrackingSettings, check_seed, flatten
 from seedhp.job.urls import redact, scrub_files
+from seedhp.job.values import ReportSettings, TrackingSettings, check_seed, flatten
 from seedhp.stats.summary import maximize, test_metric_of
+
+if TYPE_CHECKING:
+    from seedhp.job.settings import Settings
 
 OWN_LAUNCHERS = ("seedhp_launcher.", "packed_launcher.", "packed_submitit_launcher.")
 DEFAULT_OBJECTIVE = "objective"  # a task returning one float: its metric's name
@@ -246,12 +249,21 @@ def app_target(cfg: DictConfig, s: AppSettings) -> Target:
     )
 
 
+class ReturnedNone(ValueError):
+    """The task returned None: that job failed (hydra-optuna-sweeper fails its trial too)."""
+
+    def __init__(self) -> None:
+        super().__init__("the task returned None: return a float, or a dict of floats")
+
+
 def returned_metrics(value: Any, objective: str | None) -> dict[str, float]:
     """A task's return value as metrics: a number is the objective, a mapping gives one metric
     per numeric entry. One ConfigError when the objective cannot be read from it."""
     if OmegaConf.is_config(value):
         value = OmegaConf.to_container(value, resolve=True)
-    if isinstance(value, bool) or value is None:
+    if value is None:
+        raise ReturnedNone()
+    if isinstance(value, bool):
         raise ConfigError(
             "the task's return value",
             value,
@@ -308,11 +320,14 @@ class TrackedTask:
     # in-process only (not pickled): (seed, its objective or its error) -> go on with the batch?
     on_end: Callable[[int, float | BaseException], bool] | None = None
     stopped: bool = False  # on_end said stop: the batch's remaining jobs do not train
+    plain: bool = False  # seed_strategy=none: the task function alone, no seed, no MLflow run
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "on_end": None, "stopped": False}
 
     def __call__(self, cfg: DictConfig) -> Any:
+        if self.plain:
+            return self.task_function(cfg)
         if self.stopped:
             return None  # the trial was pruned: its remaining seeds are not trained
         from hydra.core.hydra_config import HydraConfig

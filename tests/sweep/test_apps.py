@@ -195,6 +195,7 @@ def test_the_plain_pytorch_example_runs_tuned_and_averaged_studies_and_a_report(
         "-m",
         "hydra/sweeper=seedhp_optuna",
         "hydra.sweeper.objective=val_acc",
+        "hydra.sweeper.storage=sqlite:///outputs/optuna.db",
         "epochs=2",
         "hydra.sweeper.sampler.seed=0",
     ]

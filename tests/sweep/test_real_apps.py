@@ -177,6 +177,7 @@ def test_a_grid_whose_every_seed_run_failed_exits_non_zero(app: Path) -> None:
 @pytest.mark.slow
 def test_tuned_studies_prune_per_epoch_and_resume(app: Path) -> None:
     study = ["hydra/sweeper=seedhp_optuna", "hydra/sweeper/pruner=median",
+             "hydra.sweeper.storage=sqlite:///outputs/optuna.db",  # persistent: it resumes
              "hydra.sweeper.pruner.n_startup_trials=1", "hydra.sweeper.sampler.seed=1",
              "seed=range(0,100)", "lr=interval(0.001,0.3)"]  # fmt: skip
     done = _run(app, *study, "hydra.sweeper.n_trials=6")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import optuna
 import pytest
 
-from seedhp.sweep.study_settings import seeded_per_trial
+from seedhp.sweep.samplers import seeded_per_trial
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 Params = tuple[float, int, str]

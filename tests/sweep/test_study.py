@@ -218,11 +218,12 @@ def test_a_study_whose_trials_keep_failing_stops(tmp_path: Path) -> None:
         cwd=tmp_path,
     )  # every run diverges
     assert result.returncode == 1
-    assert "stopping: 5 of the 5 trials this process ran failed" in result.stderr + result.stdout
+    # judged against 5 trials until 5 have run: more than half of 5 failed after 3
+    assert "stopping: 3 of the 3 trials this process ran failed" in result.stderr + result.stdout
     trials = study_of(
         tmp_path / "outputs", results_of(tmp_path / "outputs")["study_name"]
     ).get_trials()
-    assert [t.state for t in trials] == [TrialState.FAIL] * 5
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3
     assert all(t.user_attrs["diverged"] for t in trials)
 
 
