@@ -44,9 +44,9 @@ def app_copy(where: Path, sweeper: str) -> Path:
     (where / "conf").mkdir(parents=True)
     (where / "sphere.py").write_text(APP.read_text())
     (where / "conf" / "config.yaml").write_text(
-        CONFIG.read_text().replace(
-            "override hydra/sweeper: seedhp_optuna", f"override hydra/sweeper: {sweeper}"
-        )
+        CONFIG.read_text()
+        .replace("    max_failure_rate: 0.0\n", "")  # a key hydra-optuna-sweeper 1.2.0 lacks
+        .replace("override hydra/sweeper: seedhp_optuna", f"override hydra/sweeper: {sweeper}")
     )
     return where / "sphere.py"
 
