@@ -6,8 +6,6 @@ import math
 import statistics
 from collections.abc import Sequence
 
-from scipy.stats import trim_mean
-
 AGGREGATES = ("mean", "median", "iqm", "min")
 
 
@@ -33,4 +31,6 @@ def _interquartile_mean(xs: list[float]) -> float:
     """scipy.stats.trim_mean(xs, 0.25), as rliable and the report: int(n / 4) scores are cut
     from each end (n = 10: the middle 6 of 10), the rest averaged. One IQM for studies and
     reports."""
+    from scipy.stats import trim_mean  # here: a sweep that never averages does not load SciPy
+
     return float(trim_mean(xs, 0.25))

@@ -121,6 +121,17 @@ def test_the_sphere_example_finds_a_good_point_and_writes_the_peers_results(
     assert not list(tmp_path.glob("**/report*.html"))
 
 
+def test_a_plain_study_imports_neither_torch_nor_mlflow(tmp_path: Path) -> None:
+    done = run(
+        "sphere.py",
+        f"hydra.sweep.dir={tmp_path}",
+        "hydra.sweeper.n_trials=2",
+        "+check_imports=true",  # the job raises if they were imported
+    )
+    assert done.returncode == 0, done.stderr
+    assert results(tmp_path)["finished_trials"] == 2
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("n_trials", [10, 1])
 def test_the_grid_sampler_walks_the_grid(tmp_path: Path, n_trials: int) -> None:
