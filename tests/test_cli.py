@@ -84,8 +84,9 @@ BAD_INPUTS = {
         "seed=0: seed_strategy=tuned searches the seed",
     ),
     "parallel trials": (
-        [*OPT, "seed=range(0,3)", "hydra.sweeper.n_jobs=4"],
-        "hydra.sweeper.n_jobs=4: seed_strategy=tuned runs one trial at a time per process",
+        [*OPT, "seed=range(0,3)", "hydra.sweeper.n_jobs=4", "hydra/sweeper/pruner=median"],
+        "hydra.sweeper.n_jobs=4: the median pruner stops a seed-run between epochs, which needs "
+        "one trial at a time (n_jobs=1)",
     ),
     "malformed storage": (
         [*OPT, "seed=range(0,3)", "hydra.sweeper.storage=foo://x"],

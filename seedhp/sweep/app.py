@@ -62,8 +62,22 @@ class App:
             return [[*job, *tracking_overrides(context)] for job in batch]
         assert isinstance(self.task, TrackedTask)
         self.task.context = context
+        self.task.by_job = {}
         self.task.stopped = False
         return [list(job) for job in batch]
+
+    def batch_jobs(
+        self, items: Sequence[tuple[Sequence[str], RunContext]], first_idx: int
+    ) -> list[list[str]]:
+        """Jobs of several trials in one batch, each with its own context (another app's
+        wrapper finds its job's by the job's number, first_idx + its position)."""
+        if self.own:
+            return [[*job, *tracking_overrides(c)] for job, c in items]
+        assert isinstance(self.task, TrackedTask)
+        self.task.by_job = {first_idx + i: c for i, (_, c) in enumerate(items)}
+        self.task.context = items[0][1] if items else RunContext()
+        self.task.stopped = False
+        return [list(job) for job, _ in items]
 
     def launch(
         self,
@@ -71,11 +85,10 @@ class App:
         jobs: Sequence[Sequence[str]],
         first_idx: int,
         hooks: Hooks,
-        seeds: Sequence[int],
     ) -> tuple[list[JobReturn], bool]:
-        """Launch one job per seed of `seeds`; True when `hooks` heard each job as it ended
-        (seedhp's launchers, through launch_with; Hydra's basic launcher for any app, through
-        the wrapper it runs), False when the caller must replay the returns after the batch."""
+        """Launch the jobs; True when `hooks` heard each job as it ended (seedhp's launchers,
+        through launch_with; Hydra's basic launcher for any app, through the wrapper it runs),
+        False when the caller must replay the returns after the batch."""
         if self.own and hasattr(launcher, "launch_with"):
             return list(launcher.launch_with(jobs, first_idx, hooks)), True
         if self.own or not _in_process(launcher):
@@ -83,8 +96,8 @@ class App:
         assert isinstance(self.task, TrackedTask)
         on_job_end = hooks.on_job_end
 
-        def on_end(seed: int, value: float | BaseException) -> bool:
-            return on_job_end is None or on_job_end(list(seeds).index(seed), _ended(value))
+        def on_end(job_num: int, value: float | BaseException) -> bool:
+            return on_job_end is None or on_job_end(job_num - first_idx, _ended(value))
 
         self.task.on_end = on_end
         try:

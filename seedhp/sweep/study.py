@@ -22,7 +22,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,13 +184,14 @@ def start_study(
         replicate=replicate,
     )
     log.info(
-        "study %s (%s, %s %s, %s sampler, %s pruner) in %s: %d of %d trials finished",
+        "study %s (%s, %s %s, %s sampler, %s pruner%s) in %s: %d of %d trials finished",
         settings.name,
         settings.strategy,
         settings.direction,
         settings.objective,
         settings.sampler,
         settings.pruner,
+        f", {settings.n_jobs} trials a batch" if settings.n_jobs > 1 else "",
         storage_label(settings.storage),
         count_trials(ctx, FINISHED),
         settings.n_trials,
@@ -210,23 +211,40 @@ def start_study(
 
 def run_trials(ctx: StudyContext) -> bool:
     """Ask, launch and tell until the study has n_trials finished trials (True), or this
-    process's trials keep failing (False)."""
-    trial: Trial | None = None
+    process's trials keep failing (False); n_jobs trials at a time, launched as one batch."""
+    batch: list[Trial] = []
     try:
-        while (trial := _next_trial(ctx)) is not None:
-            run_trial(ctx, trial)
+        while batch := _next_batch(ctx):
+            run_batch(ctx, batch)
             if _too_many_failures(ctx):
                 return False
-    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the trial fails now, not at the next start
-        if trial is not None:
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: the trials fail now, not at the next start
+        for trial in batch:
             _interrupted(ctx, trial)
         raise
     except (Exception, faults.Fault):  # a full disk, a store gone: the same, where it can be
-        if trial is not None:
+        for trial in batch:
             with contextlib.suppress(Exception):
                 _interrupted(ctx, trial)
         raise
     return True
+
+
+def _next_batch(ctx: StudyContext) -> list[Trial]:
+    """Up to n_jobs trials: the first waits for a place in the budget, the others take one only
+    if it is free."""
+    first = _next_trial(ctx)
+    if first is None:
+        return []
+    batch = [first]
+    try:
+        while len(batch) < ctx.settings.n_jobs and (more := _next_trial(ctx, wait=False)):
+            batch.append(more)
+    except KeyboardInterrupt:
+        for trial in batch:
+            _interrupted(ctx, trial)
+        raise
+    return batch
 
 
 def _interrupted(ctx: StudyContext, trial: Trial) -> None:
@@ -291,9 +309,10 @@ def _counted(ctx: StudyContext) -> int:
     return n
 
 
-def _next_trial(ctx: StudyContext) -> Trial | None:
+def _next_trial(ctx: StudyContext, wait: bool = True) -> Trial | None:
     """Ask for a trial while fewer than n_trials have finished or are running in the study;
-    wait for other processes' trials when the rest of the budget is theirs."""
+    wait for other processes' trials when the rest of the budget is theirs (`wait`), or
+    return None."""
     study, n = ctx.study, ctx.settings.n_trials
     live = (*FINISHED, TrialState.RUNNING)
     while True:
@@ -301,6 +320,8 @@ def _next_trial(ctx: StudyContext) -> Trial | None:
         if _counted(ctx) >= n:
             return None
         if _counted(ctx) + count_trials(ctx, (TrialState.RUNNING,)) >= n:
+            if not wait:
+                return None
             time.sleep(1.0)  # another process holds the last trials; take over if it dies
             continue
         trial: Trial | None = None
@@ -322,44 +343,68 @@ def _next_trial(ctx: StudyContext) -> Trial | None:
             raise
 
 
-def run_trial(ctx: StudyContext, trial: Trial) -> None:
+@dataclass
+class Running:
+    """A trial of the batch in progress: its configuration, its seeds, what they gave."""
+
+    trial: Trial
+    params: dict[str, Any]
+    seeds: list[int]
+    outcome: TrialOutcome
+    to_train: list[int]
+    steps: dict[int, int]  # averaged: each seed's position in the pool, where it is reported
+
+    def record(self, s: StudySettings, seed: int, value: float, run_id: str | None) -> bool:
+        """Report one seed's score; True when the trial should stop here. The score is stored
+        on the trial at once, so a trial whose process dies keeps the seed-runs it finished."""
+        self.outcome.scores[seed] = value
+        if run_id:
+            self.outcome.run_ids[seed] = run_id
+        scores = {str(k): v for k, v in self.outcome.scores.items()}
+        self.trial.set_user_attr("seed_scores", scores)
+        if s.strategy == "averaged" and not math.isnan(value):
+            self.trial.report(value, self.steps[seed])
+            return self.trial.should_prune()
+        return False
+
+
+def _start(ctx: StudyContext, trial: Trial) -> Running:
+    """A trial's seeds; those the study already finished for its configuration are reused."""
     s = ctx.settings
     params = dict(trial.params)
     seeds = [int(params.pop(_seed_override(s)))] if s.strategy == "tuned" else list(s.seeds)
     key = config_key(s.space.fixed, params, ctx.settings.space)
     trial.set_user_attr("config_key", key)
     known = finished_seed_runs(ctx.study, key)
-    outcome = TrialOutcome(config_id=known_config_id(ctx.study, key))
     steps = {seed: (s.seeds.index(seed) if s.strategy == "averaged" else 0) for seed in seeds}
-
-    def record(seed: int, value: float, run_id: str | None) -> bool:
-        """Report one seed's score; True when the trial should stop here. The score is stored
-        on the trial at once, so a trial whose process dies keeps the seed-runs it finished."""
-        outcome.scores[seed] = value
-        if run_id:
-            outcome.run_ids[seed] = run_id
-        trial.set_user_attr("seed_scores", {str(k): v for k, v in outcome.scores.items()})
-        if s.strategy == "averaged" and not math.isnan(value):
-            trial.report(value, steps[seed])
-            return trial.should_prune()
-        return False
-
-    to_train = []
+    r = Running(trial, params, seeds, TrialOutcome(config_id=known_config_id(ctx.study, key)),
+                [], steps)  # fmt: skip
     for seed in seeds:
         if seed in known:
-            outcome.reused.append(seed)
-            if record(seed, *known[seed]):
-                outcome.pruned = True
+            r.outcome.reused.append(seed)
+            if r.record(s, seed, *known[seed]):
+                r.outcome.pruned = True
                 break
         else:
-            to_train.append(seed)
-    heartbeat = TrialHeartbeat(ctx.study, trial, s.heartbeat_seconds)
+            r.to_train.append(seed)
+    if r.outcome.pruned:
+        r.to_train = []
+    return r
+
+
+def run_batch(ctx: StudyContext, trials: Sequence[Trial]) -> None:
+    """The trials' seed-runs go to the launcher as one batch, then each trial is told."""
+    s = ctx.settings
+    running = [_start(ctx, trial) for trial in trials]
+    beats = [TrialHeartbeat(ctx.study, r.trial, s.heartbeat_seconds) for r in running]
     try:
-        if to_train and not outcome.pruned:
-            _launch_seeds(ctx, trial, params, to_train, outcome, record)
+        if any(r.to_train for r in running):
+            _launch_seeds(ctx, running)
     finally:
-        heartbeat.stop()
-    _tell(ctx, trial, params, seeds, outcome)
+        for beat in beats:
+            beat.stop()
+    for r in running:
+        _tell(ctx, r.trial, r.params, r.seeds, r.outcome)
     log.info("  %s", _progress(ctx))
 
 
@@ -382,47 +427,56 @@ def _progress(ctx: StudyContext) -> str:
     )
 
 
-def _launch_seeds(
-    ctx: StudyContext,
-    trial: Trial,
-    params: dict[str, Any],
-    seeds: list[int],
-    outcome: TrialOutcome,
-    record: Callable[[int, float, str | None], bool],
-) -> None:
-    """The trial's seed-runs go to the launcher as one batch; after each one finishes its score
-    is reported, and a launcher that supports it (seedhp's) stops the batch when pruned."""
+def _launch_seeds(ctx: StudyContext, running: Sequence[Running]) -> None:
+    """The batch's seed-runs go to the launcher together; after each one finishes its score is
+    reported to its trial, and a launcher that supports it (seedhp's) stops a one-trial batch
+    when the trial is pruned. In a batch of several trials a pruned trial's remaining seeds
+    still train (as for any launcher that reports only after the batch)."""
     s = ctx.settings
     dims = {d.key: d for d in s.space.dimensions}
-    base = [*s.space.fixed, *(dims[k].override(v) for k, v in params.items())]
-    context = RunContext(
-        ctx.parent, "trial", s.name, trial.number, s.strategy, replicate=ctx.replicate
-    )
-    jobs = ctx.app.jobs([[*base, f"{_seed_override(s)}={seed}"] for seed in seeds], context)
+    items: list[tuple[list[str], RunContext]] = []
+    owners: list[tuple[Running, int]] = []
+    for r in running:
+        base = [*s.space.fixed, *(dims[k].override(v) for k, v in r.params.items())]
+        context = RunContext(
+            ctx.parent, "trial", s.name, r.trial.number, s.strategy, replicate=ctx.replicate
+        )
+        for seed in r.to_train:
+            items.append(([*base, f"{_seed_override(s)}={seed}"], context))
+            owners.append((r, seed))
+    per_trial = len(s.seeds if s.strategy == "averaged" else [0])
+    first_idx = ctx.job_offset + running[0].trial.number * per_trial
+    if len(running) == 1:
+        jobs = ctx.app.jobs([job for job, _ in items], items[0][1])
+    else:
+        jobs = ctx.app.batch_jobs(items, first_idx)
+    alone = len(running) == 1
 
     def on_job_end(i: int, ret: JobReturn) -> bool:
-        seed = seeds[i]
+        r, seed = owners[i]
+        if r.outcome.pruned:
+            return True  # a pruned trial's other seeds in a batch of several: not reported
         if ret.status == JobStatus.COMPLETED:
-            if record(seed, ctx.app.score(ret), None):
-                outcome.pruned = True
-                return False
+            if r.record(s, seed, ctx.app.score(ret), None):
+                r.outcome.pruned = True
+                return not alone
         else:
             error = ret._return_value
-            outcome.errors[seed] = f"{type(error).__name__}: {error}"
-            job_failed(f"trial {trial.number}, seed {seed},", error, not ctx.traceback_shown)
+            r.outcome.errors[seed] = f"{type(error).__name__}: {error}"
+            job_failed(f"trial {r.trial.number}, seed {seed},", error, not ctx.traceback_shown)
             ctx.traceback_shown = True
         return True
 
-    def on_epoch(epoch: int, value: float) -> bool:  # tuned/fixed: one seed-run per trial
-        trial.report(value, epoch)
-        outcome.pruned = trial.should_prune()
-        outcome.pruned_epoch, outcome.pruned_value = epoch, value
-        return outcome.pruned
+    def on_epoch(epoch: int, value: float) -> bool:  # tuned/fixed, n_jobs=1: one seed-run
+        r = running[0]
+        r.trial.report(value, epoch)
+        r.outcome.pruned = r.trial.should_prune()
+        r.outcome.pruned_epoch, r.outcome.pruned_value = epoch, value
+        return r.outcome.pruned
 
     epochs_pruned = s.strategy != "averaged" and s.pruner != "none"
-    first_idx = ctx.job_offset + trial.number * len(s.seeds if s.strategy == "averaged" else [0])
-    hooks = Hooks(on_epoch if epochs_pruned else None, on_job_end)
-    returns, heard = ctx.app.launch(ctx.launcher, jobs, first_idx, hooks, seeds)
+    hooks = Hooks(on_epoch if epochs_pruned and alone else None, on_job_end)
+    returns, heard = ctx.app.launch(ctx.launcher, jobs, first_idx, hooks)
     heap.started()  # no-op where the first trial's probe ended start-up already
     stop_on_config_error(returns)
     if not heard:  # reports after the whole batch
@@ -430,10 +484,11 @@ def _launch_seeds(
             if not on_job_end(i, ret):
                 break
     ctx.returns.extend(returns)
-    mine = f"tags.`seedhp.study` = '{s.name}' and tags.`seedhp.trial` = '{trial.number}'"
-    for run in ctx.tracker.search(mine):  # this trial's MLflow runs, by seed
-        outcome.run_ids[int(run.data.tags["seed"])] = run.info.run_id
-        outcome.config_id = run.data.tags.get("config_id", outcome.config_id)
+    for r in running:
+        mine = f"tags.`seedhp.study` = '{s.name}' and tags.`seedhp.trial` = '{r.trial.number}'"
+        for run in ctx.tracker.search(mine):  # this trial's MLflow runs, by seed
+            r.outcome.run_ids[int(run.data.tags["seed"])] = run.info.run_id
+            r.outcome.config_id = run.data.tags.get("config_id", r.outcome.config_id)
 
 
 def _tell(

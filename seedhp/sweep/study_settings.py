@@ -184,12 +184,13 @@ def study_settings(
         )
     n_trials = count(sweeper, "n_trials")
     n_jobs = count(sweeper, "n_jobs")
-    if n_jobs != 1:
+    if n_jobs > 1 and strategy != "averaged" and pruner.name != "none":
         raise ConfigError(
             "hydra.sweeper.n_jobs",
             n_jobs,
-            f"seed_strategy={strategy} runs one trial at a time per process; to run trials in "
-            "parallel start several processes on one study (same storage and study_name)",
+            f"the {pruner.label} pruner stops a seed-run between epochs, which needs one trial "
+            "at a time (n_jobs=1); to run trials in parallel start several processes on one "
+            "study (same storage and study_name)",
         )
     if sweeper.get("custom_search_space"):
         raise ConfigError(
@@ -272,6 +273,7 @@ def study_settings(
         max_failure_rate=rate,
         space=space,
         objective=job.objective,
+        n_jobs=n_jobs,
     )
 
 

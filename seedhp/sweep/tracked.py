@@ -317,8 +317,10 @@ class TrackedTask:
     task_function: Callable[[DictConfig], Any]
     settings: AppSettings
     context: RunContext = field(default_factory=RunContext)
-    # in-process only (not pickled): (seed, its objective or its error) -> go on with the batch?
+    # in-process only (not pickled): (job number, its objective or its error) -> go on?
     on_end: Callable[[int, float | BaseException], bool] | None = None
+    by_job: dict[int, RunContext] = field(default_factory=dict)  # a batch of several trials
+    job_num: int = -1  # the job running now (Hydra's hydra.job.num)
     stopped: bool = False  # on_end said stop: the batch's remaining jobs do not train
     plain: bool = False  # seed_strategy=none: the task function alone, no seed, no MLflow run
 
@@ -336,6 +338,8 @@ class TrackedTask:
 
         s = self.settings
         hc = HydraConfig.get()
+        self.job_num = int(hc.job.num)
+        self.context = self.by_job.get(self.job_num, self.context)
         hydra_files(hc)
         overrides = [str(o) for o in hc.overrides.task]
         seed = app_seed(cfg, s.seed_key)
@@ -441,7 +445,7 @@ class TrackedTask:
                 },
             )
             tracker.end_run(run_id, "KILLED" if interrupted else "FAILED")
-            if self.on_end is not None and not interrupted and not self.on_end(seed, err):
+            if self.on_end is not None and not interrupted and not self.on_end(self.job_num, err):
                 self.stopped = True
             raise
         status = "finished" if all(math.isfinite(v) for v in metrics.values()) else "diverged"
@@ -456,7 +460,7 @@ class TrackedTask:
         )
         tracker.end_run(run_id, "FINISHED")
         objective = metrics[s.objective or DEFAULT_OBJECTIVE]
-        if self.on_end is not None and not self.on_end(seed, objective):
+        if self.on_end is not None and not self.on_end(self.job_num, objective):
             self.stopped = True
         return value
 

@@ -385,3 +385,32 @@ def test_bad_input_to_a_peer_app_is_one_line(tmp_path: Path, args: list[str], li
     assert done.returncode == 2, done.stdout + done.stderr
     [got] = done.stderr.strip().splitlines()
     assert got.startswith(f"seedhp: error: {line}"), got
+
+
+@pytest.mark.slow
+def test_n_jobs_batches_a_seed_tuned_study_of_another_app(tmp_path: Path) -> None:
+    """The seed searched (`+seed`: a key the app lacks): a seed-tuned study, two trials a
+    batch, each seed-run in MLflow under its own trial."""
+    from mlflow import MlflowClient
+
+    done = run(
+        "sphere.py",
+        f"hydra.sweep.dir={tmp_path / 's'}",
+        f"hydra.sweeper.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.n_jobs=2",
+        "+seed=range(0,100)",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "(tuned, minimize objective, tpe sampler, none pruner, 2 trials a batch)" in (
+        done.stdout + done.stderr
+    )
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    trials = {
+        r.data.tags["seedhp.trial"]: r for r in runs if r.data.tags.get("seedhp.role") == "trial"
+    }
+    assert sorted(trials) == ["0", "1", "2", "3"]
+    for r in trials.values():  # the job's own x and y, recorded with its own trial
+        x, y = float(r.data.params["x"]), float(r.data.params["y"])
+        assert r.data.metrics["objective"] == x**2 + y**2

@@ -464,3 +464,35 @@ def test_two_workers_of_a_seeded_study_draw_what_one_process_would(tmp_path: Pat
 def _dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def test_n_jobs_launches_that_many_averaged_trials_as_one_batch(tmp_path: Path) -> None:
+    """hydra.sweeper.n_jobs=2: two trials asked, their 2 x 3 seed-runs launched together
+    (packed), each seed-run recorded under its own trial, each trial told its own seeds."""
+    result = cli(
+        [
+            *OPTUNA,
+            "hydra.sweeper.seed_strategy=averaged",
+            "hydra.sweeper.seeds_per_trial=3",
+            "hydra.sweeper.n_trials=4",
+            "hydra.sweeper.n_jobs=2",
+            "hydra.sweeper.sampler.seed=0",
+            "optimizer.lr=tag(log, interval(0.001, 0.3))",
+            *FAST,
+        ],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 trials a batch" in result.stdout + result.stderr
+    study = study_of(tmp_path / "outputs", results_of(tmp_path / "outputs")["study_name"])
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 4
+    runs = [r for r in all_runs(tmp_path / "outputs") if r.data.tags.get("seedhp.role") == "trial"]
+    by_trial = Counter(r.data.tags["seedhp.trial"] for r in runs)
+    assert by_trial == {str(t.number): 3 for t in trials}
+    for t in trials:  # each trial's value: the mean of its own three seed-runs
+        mine = [r for r in runs if r.data.tags["seedhp.trial"] == str(t.number)]
+        assert {r.data.params["optimizer.lr"] for r in mine} == {repr(t.params["optimizer.lr"])}
+        scores = t.user_attrs["seed_scores"]
+        assert sorted(scores) == ["0", "1", "2"]
+        assert t.value == pytest.approx(sum(scores.values()) / 3)
