@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytest.importorskip("lightning")
 
@@ -151,3 +152,23 @@ def test_the_lightning_example_sweeps_studies_and_reseeds(tmp_path: Path) -> Non
     again = subprocess.run(seedhp, cwd=app, capture_output=True, text=True, env=cli_env())
     assert again.returncode == 0, again.stderr[-3000:]
     assert "both winners already have 2 fresh seeds" in again.stdout
+
+
+@pytest.mark.slow
+def test_the_templates_hparams_search_config_runs_with_only_the_sweeper_renamed(
+    tmp_path: Path,
+) -> None:
+    """configs/hparams_search/optuna.yaml is lightning-hydra-template's mnist_optuna.yaml form
+    (hydra-optuna-sweeper's class in hydra.sweeper._target_, the sampler by _target_ with
+    n_startup_trials, no seed searched): a plain Optuna study, the peer's results file."""
+    app = _example(tmp_path)
+    done = _run(app, "hparams_search=optuna", f"hydra.sweep.dir={tmp_path / 'search'}",
+                "trainer.max_epochs=2")  # fmt: skip
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-3000:]
+    assert "names hydra-optuna-sweeper's OptunaSweeper" in out
+    assert "seed_strategy=none" in out and "maximize val/acc, given" in out
+    res = yaml.safe_load((tmp_path / "search" / "optimization_results.yaml").read_text())
+    assert res["finished_trials"] == 4
+    assert set(res["best_params"]) == {"model.lr", "model.hidden"}
+    assert 0 < res["best_value"] <= 1

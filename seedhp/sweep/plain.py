@@ -14,7 +14,7 @@ import logging
 import math
 import sys
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,16 @@ from seedhp.job.identity import quote
 from seedhp.job.urls import redact, remember, write_scrubbed
 from seedhp.sweep.app import App, stop_on_config_error
 from seedhp.sweep.samplers import Choice, pruner_choice, sampler_choice, sampler_of
-from seedhp.sweep.space import SearchSpace, end_variants, grid, merge, parse_space
+from seedhp.sweep.space import (
+    CustomSpace,
+    SearchSpace,
+    custom_space,
+    end_variants,
+    grid,
+    merge,
+    override_of,
+    parse_space,
+)
 from seedhp.sweep.study_settings import (
     count,
     default_study_name,
@@ -44,8 +53,6 @@ from seedhp.sweep.study_settings import (
 from seedhp.sweep.tracked import DEFAULT_OBJECTIVE, TrackedTask, score
 
 log = logging.getLogger("seedhp")
-
-CustomSpace = Callable[[DictConfig, Trial], None]
 
 
 @dataclass(frozen=True)
@@ -97,7 +104,7 @@ def plain_settings(sweeper: Mapping[str, Any], space: SearchSpace, app: App) -> 
         if n_trials > size:
             log.info("the %s sampler's space has %d points: n_trials=%d", sampler.name, size, size)
             n_trials = size
-    custom = _custom_space(sweeper.get("custom_search_space"))
+    custom = custom_space(sweeper.get("custom_search_space"))
     return PlainSettings(
         name=sweeper.get("study_name") or default_study_name("none", space, ()),
         storage=storage_url(sweeper),
@@ -111,25 +118,6 @@ def plain_settings(sweeper: Mapping[str, Any], space: SearchSpace, app: App) -> 
         objective=objective,
         custom=custom,
     )
-
-
-def _custom_space(path: Any) -> CustomSpace | None:
-    """hydra.sweeper.custom_search_space: the dotted path of f(cfg, trial), as in
-    hydra-optuna-sweeper (the app's script, found beside it: `my-script.configure`)."""
-    if not path:
-        return None
-    from hydra.utils import get_method
-
-    try:
-        return get_method(str(path))
-    except Exception as err:
-        cause = err.__cause__ or err
-        raise ConfigError(
-            "hydra.sweeper.custom_search_space",
-            path,
-            f"cannot be imported ({type(cause).__name__}: {str(cause).splitlines()[0]}); give "
-            "module.function, the module importable from the app's directory",
-        ) from None
 
 
 def plain_sweep(
@@ -225,10 +213,15 @@ def _counted(study: optuna.Study, s: PlainSettings) -> int:
 
 def _overrides(s: PlainSettings, config: DictConfig, trial: Trial) -> list[str]:
     """A trial's job: its sampled values, custom_search_space's, the fixed overrides."""
-    dims = {d.key: d for d in s.space.dimensions}
     if s.custom is not None:
-        s.custom(config, trial)
-    fixed = {o.split("=", 1)[0].lstrip("~+") for o in s.space.fixed}
+        extend(s.custom, s.space, config, trial)
+    return [*(override_of(s.space, k, v) for k, v in trial.params.items()), *s.space.fixed]
+
+
+def extend(custom: CustomSpace, space: SearchSpace, config: DictConfig, trial: Trial) -> None:
+    """custom_search_space's suggestions for this trial; a key that is also fixed is refused."""
+    custom(config, trial)
+    fixed = {o.split("=", 1)[0].lstrip("~+") for o in space.fixed}
     clash = sorted(k for k in trial.params if k.lstrip("+") in fixed)
     if clash:
         raise ConfigError(
@@ -236,10 +229,6 @@ def _overrides(s: PlainSettings, config: DictConfig, trial: Trial) -> list[str]:
             ", ".join(clash),
             "suggests a key the command line or hydra.sweeper.params fixes: search it or fix it",
         )
-    searched = [
-        dims[k].override(v) if k in dims else f"{k}={_text(v)}" for k, v in trial.params.items()
-    ]
-    return [*searched, *s.space.fixed]
 
 
 def _text(value: Any) -> str:

@@ -17,7 +17,7 @@ over those seeds ("choose among these 1000"), never an integer axis, and `interv
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ from seedhp.sweep.bound import check, ends
 from seedhp.sweep.bound import values as bounded_values
 
 _PRIMITIVE = (bool, int, float, str, type(None))
+CustomSpace = Callable[[Any, Any], None]  # custom_search_space: f(cfg, trial)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,17 @@ class SearchSpace:
 
     def distributions(self) -> dict[str, BaseDistribution]:
         return {d.key: d.distribution for d in self.dimensions}
+
+
+def override_of(space: SearchSpace, key: str, value: Any) -> str:
+    """The override of one sampled value: its dimension's, or, for a parameter a
+    custom_search_space function suggested (`z`, `+w`), `key=value` as Hydra reads it."""
+    for d in space.dimensions:
+        if d.key == key:
+            return d.override(value)
+    if isinstance(value, str):
+        return f"{key}='" + value.replace("'", "\\'") + "'"
+    return f"{key}={value!r}" if isinstance(value, float) else f"{key}={value}"
 
 
 def merge(params: dict[str, str], arguments: Sequence[str]) -> list[str]:
@@ -163,6 +175,25 @@ def _ends(d: Dimension) -> list[Any]:
     if isinstance(dist, CategoricalDistribution):
         return list(dist.choices)
     return [dist.low, dist.high]  # type: ignore[attr-defined]
+
+
+def custom_space(path: Any) -> CustomSpace | None:
+    """hydra.sweeper.custom_search_space: the dotted path of f(cfg, trial), as in
+    hydra-optuna-sweeper (the app's script, found beside it: `my-script.configure`)."""
+    if not path:
+        return None
+    from hydra.utils import get_method
+
+    try:
+        return get_method(str(path))
+    except Exception as err:
+        cause = err.__cause__ or err
+        raise ConfigError(
+            "hydra.sweeper.custom_search_space",
+            path,
+            f"cannot be imported ({type(cause).__name__}: {str(cause).splitlines()[0]}); give "
+            "module.function, the module importable from the app's directory",
+        ) from None
 
 
 def seed_pool(spec: Any) -> list[int]:

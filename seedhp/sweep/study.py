@@ -46,8 +46,8 @@ from seedhp.stats.contrast import best_trials
 from seedhp.stats.summary import seed_ignored_line
 from seedhp.sweep import at_end
 from seedhp.sweep.app import App, stop_on_config_error
-from seedhp.sweep.plain import job_failed
-from seedhp.sweep.space import SearchSpace, end_variants, merge, parse_space
+from seedhp.sweep.plain import extend, job_failed
+from seedhp.sweep.space import SearchSpace, end_variants, merge, override_of, parse_space
 from seedhp.sweep.study_record import (
     finish,
     fmt_scores,
@@ -329,6 +329,9 @@ def _next_trial(ctx: StudyContext, wait: bool = True) -> Trial | None:
             with held_interrupts():  # the trial exists once asked: an interrupt must find it
                 trial = study.ask(fixed_distributions=ctx.settings.space.distributions())
             trial.set_user_attr(OWNER, this_process())
+            if ctx.settings.custom is not None:  # custom_search_space: more suggestions
+                with exit_on_config_error():
+                    extend(ctx.settings.custom, ctx.settings.space, ctx.config, trial)
             if _counted(ctx) + count_trials(ctx, (TrialState.RUNNING,)) <= n:
                 return trial
             # Other processes asked at the same moment: the lowest numbers keep the last places.
@@ -433,11 +436,10 @@ def _launch_seeds(ctx: StudyContext, running: Sequence[Running]) -> None:
     when the trial is pruned. In a batch of several trials a pruned trial's remaining seeds
     still train (as for any launcher that reports only after the batch)."""
     s = ctx.settings
-    dims = {d.key: d for d in s.space.dimensions}
     items: list[tuple[list[str], RunContext]] = []
     owners: list[tuple[Running, int]] = []
     for r in running:
-        base = [*s.space.fixed, *(dims[k].override(v) for k, v in r.params.items())]
+        base = [*s.space.fixed, *(override_of(s.space, k, v) for k, v in r.params.items())]
         context = RunContext(
             ctx.parent, "trial", s.name, r.trial.number, s.strategy, replicate=ctx.replicate
         )

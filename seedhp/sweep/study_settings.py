@@ -26,7 +26,7 @@ from seedhp.sweep.samplers import (
     sampler_choice,
     sampler_of,
 )
-from seedhp.sweep.space import SearchSpace, grid, seed_pool
+from seedhp.sweep.space import CustomSpace, SearchSpace, custom_space, grid, seed_pool
 from seedhp.sweep.tracked import Target
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ class StudySettings:
     space: SearchSpace
     objective: str
     n_jobs: int = 1
+    custom: CustomSpace | None = None  # custom_search_space: f(cfg, trial)
 
     @property
     def maximize(self) -> bool:
@@ -192,13 +193,6 @@ def study_settings(
             "at a time (n_jobs=1); to run trials in parallel start several processes on one "
             "study (same storage and study_name)",
         )
-    if sweeper.get("custom_search_space"):
-        raise ConfigError(
-            "hydra.sweeper.custom_search_space",
-            sweeper["custom_search_space"],
-            f"runs in a plain Optuna study (seed_strategy=none); seed_strategy={strategy} "
-            "searches the space of hydra.sweeper.params and the command line",
-        )
     rate = failure_rate(sweeper)
     how = sweeper["aggregate"]
     if how not in AGGREGATES:
@@ -274,6 +268,7 @@ def study_settings(
         space=space,
         objective=job.objective,
         n_jobs=n_jobs,
+        custom=custom_space(sweeper.get("custom_search_space")),
     )
 
 

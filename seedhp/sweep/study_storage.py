@@ -21,7 +21,7 @@ from seedhp.errors import ConfigError
 from seedhp.job.locks import sqlite_lock
 from seedhp.job.owner import gone
 from seedhp.job.urls import check_sqlite, redact, remember, scrub, sqlite_file
-from seedhp.sweep.space import SearchSpace
+from seedhp.sweep.space import SearchSpace, override_of
 from seedhp.sweep.study_settings import StudySettings, make_pruner, make_sampler
 
 if TYPE_CHECKING:
@@ -255,8 +255,7 @@ def _interrupt_mlflow_runs(ctx: StudyContext, trial_number: int) -> None:
 def config_key(fixed: Sequence[str], params: Mapping[str, Any], space: SearchSpace) -> str:
     """A configuration within a study: its fixed overrides and searched values, not its seed
     (scrubbed: it is stored as a trial attribute, and a tracking URI may hold a password)."""
-    dims = {d.key: d for d in space.dimensions}
-    searched = sorted(dims[k].override(v) for k, v in params.items() if k != "seed")
+    searched = sorted(override_of(space, k, v) for k, v in params.items() if k != "seed")
     return scrub(json.dumps([sorted(fixed), searched]))
 
 

@@ -414,3 +414,17 @@ def test_n_jobs_batches_a_seed_tuned_study_of_another_app(tmp_path: Path) -> Non
     for r in trials.values():  # the job's own x and y, recorded with its own trial
         x, y = float(r.data.params["x"]), float(r.data.params["y"])
         assert r.data.metrics["objective"] == x**2 + y**2
+
+
+@pytest.mark.slow
+def test_a_custom_search_space_in_a_seed_tuned_study(tmp_path: Path) -> None:
+    done = run(
+        "custom_search_space.py",
+        f"hydra.sweep.dir={tmp_path / 's'}",
+        f"hydra.sweeper.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+        "hydra.sweeper.n_trials=4",
+        "+seed=range(0,10)",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    best = results(tmp_path / "s")["best_params"]
+    assert abs(best["x"] - best["z"]) <= 0.5 and 0 <= best["+w"] <= 1 and "+seed" in best
