@@ -42,9 +42,15 @@ class SeedRun:
 
 
 TIE_RULE = (
-    "ties on the selection score go to the lowest seed, then to the smallest config_id: an "
-    "order fixed before any score is seen, and blind to test scores"
+    "ties on the selection score (equal to 1e-7 of it: accuracies logged in float32 differ "
+    "below that) go to the lowest seed, then to the smallest config_id: an order fixed before "
+    "any score is seen, and blind to test scores"
 )
+# Scores closer than this (relative) are equal: a metric computed in float32 (torch's accuracy)
+# carries a rounding error of up to 6e-8 of its value, and a mean of such scores over seeds with
+# equal correct counts in total can differ from another by that much, while one example of a
+# 60,000-example split averaged over 100 seeds moves a mean by 1.7e-7.
+TIE_TOLERANCE = 1e-7
 
 
 # re-runs on seeds the selection never saw: `seedhp reseed` and report.fresh_seeds (reseed),
@@ -230,10 +236,11 @@ def best_trials(completed: Sequence[T], maximize: bool, seed_key: str | None = N
 def best_of(
     candidates: Sequence[Any], score: Callable[[Any], float], order: Callable[[Any], Any]
 ) -> list[Any]:
-    """The candidates with the highest `score`, the winner first by `order` (TIE_RULE's
-    tie_order): [winner, *those tied with it]."""
+    """The candidates with the highest `score` (within TIE_TOLERANCE of it), the winner first by
+    `order` (TIE_RULE's tie_order), not by which rounding came out higher: [winner, *tied]."""
     top = max(score(c) for c in candidates)
-    return sorted((c for c in candidates if score(c) == top), key=order)
+    slack = TIE_TOLERANCE * max(1.0, abs(top))
+    return sorted((c for c in candidates if score(c) >= top - slack), key=order)
 
 
 def _selection(

@@ -101,6 +101,32 @@ def test_ties_go_to_the_lowest_seed_then_the_smallest_config_id_and_are_listed()
         assert averaged.config_id == "A" and averaged.tied_with == (("C", None),)
 
 
+def test_means_equal_in_counts_tie_whatever_float32_rounding_says() -> None:
+    """800 + 817 and 801 + 816 correct of 864 on two seeds: the same mean in counts; as
+    float32 accuracies (torch's) their means differ in the 8th decimal, and the rule, not the
+    rounding, picks the winner. One example more is not a tie."""
+    import numpy as np
+
+    def acc(correct: int) -> float:
+        return float(np.float32(correct) / np.float32(864))
+
+    runs = [
+        run("B", 0, acc(800), 0.9),
+        run("B", 1, acc(817), 0.9),
+        run("A", 0, acc(801), 0.8),
+        run("A", 1, acc(816), 0.8),
+    ]
+    a = (acc(801) + acc(816)) / 2
+    b = (acc(800) + acc(817)) / 2
+    assert a != b  # the rounding differs ...
+    for order in (runs, runs[::-1]):
+        _, averaged = select(order, "val_acc", "test_acc", maximize=True)
+        assert averaged.config_id == "A" and averaged.tied_with == (("B", None),)
+    more = [*runs[:3], run("A", 1, acc(817), 0.8)]  # A: one example more
+    _, averaged = select(more, "val_acc", "test_acc", maximize=True)
+    assert averaged.config_id == "A" and averaged.tied_with == ()
+
+
 def test_the_seed_averaged_winner_is_averaged_over_two_seeds_at_least() -> None:
     """Pooled studies: a configuration a tuned trial ran on one lucky seed is no average."""
     runs = [run("L", 7, 0.999, 0.9), run("A", 0, 0.95, 0.95), run("A", 1, 0.96, 0.95)]
