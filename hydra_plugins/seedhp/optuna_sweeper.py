@@ -94,26 +94,15 @@ class OptunaSweeperConf:
 ConfigStore.instance().store(
     group="hydra/sweeper", name="seedhp_optuna", node=OptunaSweeperConf, provider="seedhp"
 )
-for _name, _cls in SAMPLER_CLASSES.items():
+_NODES = [
+    *(("sampler", n, _node("samplers", c, SAMPLER_KEYS)) for n, c in SAMPLER_CLASSES.items()),
+    # names hydra-optuna-sweeper still lists: refused with what to write instead
+    *(("sampler", n, _node("samplers", "TPESampler", SAMPLER_KEYS, name=n)) for n in REMOVED),
+    *(("pruner", n, _node("pruners", c, PRUNER_KEYS)) for n, c in PRUNER_CLASSES.items()),
+]
+for _group, _name, _conf in _NODES:
     ConfigStore.instance().store(
-        group="hydra/sweeper/sampler",
-        name=_name,
-        node=_node("samplers", _cls, SAMPLER_KEYS),
-        provider="seedhp",
-    )
-for _name in REMOVED:  # refused with what to write instead
-    ConfigStore.instance().store(
-        group="hydra/sweeper/sampler",
-        name=_name,
-        node=_node("samplers", "TPESampler", SAMPLER_KEYS, name=_name),
-        provider="seedhp",
-    )
-for _name, _cls in PRUNER_CLASSES.items():
-    ConfigStore.instance().store(
-        group="hydra/sweeper/pruner",
-        name=_name,
-        node=_node("pruners", _cls, PRUNER_KEYS),
-        provider="seedhp",
+        group=f"hydra/sweeper/{_group}", name=_name, node=_conf, provider="seedhp"
     )
 
 

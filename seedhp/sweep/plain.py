@@ -28,7 +28,6 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.trial import Trial, TrialState
 
 from seedhp.errors import ConfigError, exit_on_config_error
-from seedhp.job.identity import quote
 from seedhp.job.urls import redact, remember, write_scrubbed
 from seedhp.sweep.app import App, stop_on_config_error
 from seedhp.sweep.samplers import Choice, pruner_choice, sampler_choice, sampler_of
@@ -37,19 +36,20 @@ from seedhp.sweep.space import (
     SearchSpace,
     custom_space,
     end_variants,
-    grid,
-    merge,
     override_of,
-    parse_space,
+    sweep_space,
+    value_text,
 )
 from seedhp.sweep.study_settings import (
     count,
     default_study_name,
     directions,
     failure_rate,
+    grid_trials,
     seed_strategy,
     storage_url,
 )
+from seedhp.sweep.study_storage import tell
 from seedhp.sweep.tracked import DEFAULT_OBJECTIVE, TrackedTask, score
 
 log = logging.getLogger("seedhp")
@@ -82,7 +82,7 @@ def is_plain(app: App, sweeper: Mapping[str, Any], arguments: Sequence[str]) -> 
     if app.own:
         return False
     with exit_on_config_error():
-        space = parse_space(merge(dict(sweeper.get("params") or {}), arguments), app.seed_key)
+        space = sweep_space(sweeper, arguments, app.seed_key)
         return seed_strategy(sweeper, space, own=False) == "none"
 
 
@@ -99,11 +99,7 @@ def plain_settings(sweeper: Mapping[str, Any], space: SearchSpace, app: App) -> 
         )
     sampler = sampler_choice(sweeper.get("sampler"))
     n_trials = count(sweeper, "n_trials")
-    if sampler.name in ("grid", "bruteforce"):
-        size = math.prod(len(values) for values in grid(space).values())
-        if n_trials > size:
-            log.info("the %s sampler's space has %d points: n_trials=%d", sampler.name, size, size)
-            n_trials = size
+    n_trials = grid_trials(sampler, space, n_trials)
     custom = custom_space(sweeper.get("custom_search_space"))
     return PlainSettings(
         name=sweeper.get("study_name") or default_study_name("none", space, ()),
@@ -130,7 +126,7 @@ def plain_sweep(
 ) -> list[Sequence[JobReturn]]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # seedhp prints a line per trial
     with exit_on_config_error():
-        space = parse_space(merge(dict(sweeper.get("params") or {}), arguments), app.seed_key)
+        space = sweep_space(sweeper, arguments, app.seed_key)
         s = plain_settings(sweeper, space, app)
         for variant in end_variants(space):  # a key the app lacks: one line, before any job
             hydra_context.config_loader.load_sweep_config(config, list(variant))
@@ -168,7 +164,7 @@ def plain_sweep(
             batch = list(launcher.launch(jobs, initial_job_idx=job_idx))
         except BaseException:
             for trial in trials:  # asked and never told: failed, not left running
-                _tell(study, trial, state=TrialState.FAIL)
+                tell(study, trial, state=TrialState.FAIL)
             raise
         job_idx += len(batch)
         stop_on_config_error(batch)
@@ -231,31 +227,25 @@ def extend(custom: CustomSpace, space: SearchSpace, config: DictConfig, trial: T
         )
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return quote(value)
-    return repr(value) if isinstance(value, float) else str(value)
-
-
 def _tell_return(
     study: optuna.Study, s: PlainSettings, trial: Trial, ret: JobReturn, app: App
 ) -> BaseException | str | None:
     """Tell a trial its job's outcome; the error when it failed."""
     if ret.status != JobStatus.COMPLETED:
         error = ret._return_value
-        _tell(study, trial, state=TrialState.FAIL)
+        tell(study, trial, state=TrialState.FAIL)
         return error if isinstance(error, BaseException) else str(error)
     value = ret._return_value
     if value is None:
-        _tell(study, trial, state=TrialState.FAIL)
+        tell(study, trial, state=TrialState.FAIL)
         return "the task returned None: return a float (or one per hydra.sweeper.direction)"
     with exit_on_config_error():  # every job would return the same kind of thing: one line
         values = _values(value, s, app)
     if any(math.isnan(v) for v in values):
-        _tell(study, trial, state=TrialState.FAIL)
+        tell(study, trial, state=TrialState.FAIL)
         return f"the task returned {values}: NaN"
-    _tell(study, trial, values[0] if len(values) == 1 else values)
-    shown = " ".join(f"{k}={_text(v)}" for k, v in trial.params.items())
+    tell(study, trial, values[0] if len(values) == 1 else values)
+    shown = " ".join(f"{k}={value_text(v)}" for k, v in trial.params.items())
     log.info(
         "trial %d  %s  %s %s",
         trial.number,
@@ -286,14 +276,6 @@ def _values(value: Any, s: PlainSettings, app: App) -> list[float]:
             f"{len(s.directions)} directions, but the task returned {len(value)} values",
         )
     return [float(v) for v in value]
-
-
-def _tell(study: optuna.Study, trial: Trial, *args: Any, **kwargs: Any) -> None:
-    try:
-        study.tell(trial, *args, **kwargs)
-    except RuntimeError as err:  # GridSampler's study.stop() once its grid is done
-        if "Study.stop" not in str(err):
-            raise
 
 
 def job_failed(what: str, error: BaseException | str, traceback_too: bool) -> None:
@@ -354,4 +336,4 @@ def finish(study: optuna.Study, s: PlainSettings, sweep_dir: Path) -> str:
 
 
 def _shown(params: Mapping[str, Any]) -> str:
-    return " ".join(f"{k}={_text(v)}" for k, v in params.items())
+    return " ".join(f"{k}={value_text(v)}" for k, v in params.items())

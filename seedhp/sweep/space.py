@@ -17,7 +17,7 @@ over those seeds ("choose among these 1000"), never an integer axis, and `interv
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from optuna.distributions import (
 )
 
 from seedhp.errors import ConfigError
+from seedhp.job.identity import quote
 from seedhp.job.values import check_seed
 from seedhp.sweep.bound import check, ends
 from seedhp.sweep.bound import values as bounded_values
@@ -76,9 +77,14 @@ def override_of(space: SearchSpace, key: str, value: Any) -> str:
     for d in space.dimensions:
         if d.key == key:
             return d.override(value)
+    return f"{key}={value_text(value)}"
+
+
+def value_text(value: Any) -> str:
+    """A sampled value as Hydra reads it back: strings quoted, floats exactly."""
     if isinstance(value, str):
-        return f"{key}='" + value.replace("'", "\\'") + "'"
-    return f"{key}={value!r}" if isinstance(value, float) else f"{key}={value}"
+        return quote(value)
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def merge(params: dict[str, str], arguments: Sequence[str]) -> list[str]:
@@ -87,6 +93,13 @@ def merge(params: dict[str, str], arguments: Sequence[str]) -> list[str]:
     for arg in arguments:
         by_key[arg.split("=", 1)[0]] = arg
     return list(by_key.values())
+
+
+def sweep_space(
+    sweeper: Mapping[str, Any], arguments: Sequence[str], seed_key: str
+) -> SearchSpace:
+    """A sweep's search space: hydra.sweeper.params and the command line (which wins)."""
+    return parse_space(merge(dict(sweeper.get("params") or {}), arguments), seed_key)
 
 
 def parse_space(overrides: Sequence[str], seed_key: str = "seed") -> SearchSpace:

@@ -41,7 +41,7 @@ from seedhp.stats.contrast import best_trials
 from seedhp.stats.summary import maximize as maximizes
 from seedhp.sweep.app import App, stop_on_config_error
 from seedhp.sweep.grid import next_job_number
-from seedhp.sweep.space import SearchSpace, merge, parse_space
+from seedhp.sweep.space import SearchSpace, parse_space
 from seedhp.sweep.study import check_space, run_trials, start_study
 from seedhp.sweep.study_record import finish, winner_seed_key
 from seedhp.sweep.study_settings import STRATEGIES, StudySettings, study_settings
@@ -50,6 +50,8 @@ from seedhp.sweep.tracked import RunContext, Target
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
+
+from seedhp.sweep.space import sweep_space
 
 log = logging.getLogger("seedhp")
 
@@ -104,7 +106,7 @@ def strategies_sweep(
                 "the strategy contrast runs seedhp's own task (python -m seedhp); for another "
                 "app run hydra/sweeper=seedhp_optuna once per strategy",
             )
-        space = parse_space(merge(dict(sweeper.get("params") or {}), arguments), app.seed_key)
+        space = sweep_space(sweeper, arguments, app.seed_key)
         job, _ = check_space(hydra_context, config, space, app)
         s = contrast_settings(sweeper, space, job)
         studies = {

@@ -47,7 +47,7 @@ from seedhp.stats.summary import seed_ignored_line
 from seedhp.sweep import at_end
 from seedhp.sweep.app import App, stop_on_config_error
 from seedhp.sweep.plain import extend, job_failed
-from seedhp.sweep.space import SearchSpace, end_variants, merge, override_of, parse_space
+from seedhp.sweep.space import SearchSpace, end_variants, override_of, sweep_space
 from seedhp.sweep.study_record import (
     finish,
     fmt_scores,
@@ -118,7 +118,7 @@ def optuna_sweep(
 ) -> list[Sequence[JobReturn]]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # seedhp prints a line per trial
     with exit_on_config_error():
-        space = parse_space(merge(dict(sweeper.get("params") or {}), arguments), app.seed_key)
+        space = sweep_space(sweeper, arguments, app.seed_key)
         job_settings, job_seed = check_space(hydra_context, config, space, app)
         settings = study_settings(sweeper, space, job_settings, job_seed)
     sweep_dir = Path(str(config.hydra.sweep.dir))

@@ -158,6 +158,23 @@ def storage_url(sweeper: Mapping[str, Any]) -> str | None:
     return storage
 
 
+def grid_trials(sampler: Choice, space: SearchSpace, n_trials: int) -> int:
+    """n_trials, at most the points of a grid or brute-force sampler's space (said if fewer)."""
+    if sampler.name not in ("grid", "bruteforce"):
+        return n_trials
+    size = math.prod(len(values) for values in grid(space).values())  # refuses continuous
+    if n_trials > size:
+        log.info(
+            "hydra.sweeper.n_trials=%d is more than the %d points of the %s sampler's "
+            "space: the study ends after %d trials",
+            n_trials,
+            size,
+            sampler.name,
+            size,
+        )
+    return min(n_trials, size)
+
+
 def storage_label(storage: str | None) -> str:
     """A study's storage as printed and tagged: its URL without a password, or "memory"."""
     from seedhp.job.urls import redact
@@ -233,18 +250,7 @@ def study_settings(
                 f"seed_strategy=fixed trains every trial on one seed: give {space.seed_key}=<int>",
             )
         seeds = (job_seed,)
-    if sampler.name in ("grid", "bruteforce"):
-        size = math.prod(len(values) for values in grid(space).values())  # refuses continuous
-        if n_trials > size:
-            log.info(
-                "hydra.sweeper.n_trials=%d is more than the %d points of the %s sampler's "
-                "space: the study ends after %d trials",
-                n_trials,
-                size,
-                sampler.name,
-                size,
-            )
-            n_trials = size
+    n_trials = grid_trials(sampler, space, n_trials)
     if pruner.name == "wilcoxon" and strategy != "averaged":
         raise ConfigError(
             "hydra.sweeper.pruner",
