@@ -98,7 +98,7 @@ def check(cfg: DictConfig) -> tuple[Settings, Splits]:
     settings = parse(_container(cfg))
     resolve_device(settings.device)
     streams = derive_seeds(settings.seed, settings.pinned)
-    data = load_splits(cfg, settings.val_size, streams.split)
+    data = load_splits(cfg, settings.val_size, streams.split, settings.draw_test)
     if settings.train.batch_size > len(data.train):
         raise ConfigError(
             "train.batch_size",
@@ -498,11 +498,18 @@ def _source(spec: str) -> Source:
 
 
 @lru_cache(maxsize=8)
-def _splits(spec: str, val_size: int | float, split_seed: int) -> Splits:
-    return split(_source(spec), val_size, split_seed)
+def _splits(spec: str, val_size: int | float, split_seed: int, draw_test: bool) -> Splits:
+    return split(_source(spec), val_size, split_seed, draw_test)
 
 
-def load_splits(cfg: DictConfig, val_size: int | float, split_seed: int) -> Splits:
+def load_splits(
+    cfg: DictConfig, val_size: int | float, split_seed: int, draw_test: bool = False
+) -> Splits:
+    return _splits(_source_spec(cfg), val_size, split_seed, draw_test)
+
+
+def _source_spec(cfg: DictConfig) -> str:
+    """The data source's node as a cache key; a missing loader is a ConfigError."""
     if OmegaConf.is_missing(cfg.data.source, "_target_"):
         raise ConfigError(
             "data.source._target_",
@@ -510,8 +517,12 @@ def load_splits(cfg: DictConfig, val_size: int | float, split_seed: int) -> Spli
             "data=custom needs your loader: data.source._target_=pkg.module.load (a callable "
             "that returns (train, test))",
         )
-    spec = json.dumps(OmegaConf.to_container(cfg.data.source, resolve=True), sort_keys=True)
-    return _splits(spec, val_size, split_seed)
+    return json.dumps(OmegaConf.to_container(cfg.data.source, resolve=True), sort_keys=True)
+
+
+def official_test(cfg: DictConfig) -> bool:
+    """Whether the composed config's data set has an official test part (never redrawn)."""
+    return _source(_source_spec(cfg)).official_test
 
 
 def _reset_global_state(streams: SeedStreams, deterministic: bool) -> None:

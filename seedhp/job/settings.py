@@ -42,6 +42,7 @@ class Settings:
     objective: str
     deterministic: bool
     val_size: int | float  # validation examples (int) or fraction (float) of the train part
+    draw_test: bool  # data.draw_test: the split stream draws the test part too
     tracking: TrackingSettings
     outputs: Path
     config_id: str
@@ -99,6 +100,11 @@ def parse(cfg: Mapping[str, Any]) -> Settings:
         raise ConfigError(
             "data.val_size", val_size, "an integer >= 1 (examples), or a fraction in (0, 1)"
         )
+    draw_test = data.get("draw_test", False)
+    if not isinstance(draw_test, bool):
+        raise ConfigError(
+            "data.draw_test", draw_test, "true or false (draw the test part by the split stream)"
+        )
     augment = data.get("augment", "none")
     if augment not in AUGMENTS:
         raise ConfigError("data.augment", augment, f"allowed: {', '.join(AUGMENTS)}")
@@ -128,6 +134,7 @@ def parse(cfg: Mapping[str, Any]) -> Settings:
         objective=str(objective),
         deterministic=bool(train_cfg.get("deterministic", False)),
         val_size=val_size,
+        draw_test=draw_test,
         tracking=tracking,
         outputs=outputs,
         config_id=config_id(cfg),

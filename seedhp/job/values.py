@@ -11,7 +11,7 @@ from typing import Any
 
 from seedhp.errors import ConfigError
 
-ROLES = ("run", "trial", "reseed", "fresh", "baseline")
+ROLES = ("run", "trial", "reseed", "fresh", "baseline", "shop")
 
 
 @dataclass(frozen=True)

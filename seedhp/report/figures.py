@@ -219,27 +219,168 @@ def ensemble(e: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
-def promised_delivered(rows: list[dict[str, Any]], objective: str, test: str, path: Path) -> Path:
-    """The strategy contrast: per strategy, each replicate's promised score (the validation
-    score its winner was chosen on) joined to what the winner delivered on fresh seeds."""
-    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+def contrast_answer(
+    rows: list[dict[str, Any]],
+    pooled: list[dict[str, Any]],
+    diffs: list[dict[str, Any]],
+    scale: float,
+    unit: str,
+    path: Path,
+) -> Path:
+    """The strategy contrast's answer, one row of panels per budget. Left: per arm, each
+    replicate's promised (validation score selected on), reported (test score of what was
+    selected), fresh validation mean and delivered (fresh test mean), the delivered points of
+    one replicate linked across arms, the pooled mean and 95 % CI of each beside them. Right:
+    the paired differences in delivered score and in inflation, one dot per replicate, the
+    mean and 95 % CI, and zero."""
+    budgets = sorted({r["budget"] for r in rows})
+    arms = list(dict.fromkeys(r["strategy"] for r in rows))
     replicates = sorted({r["replicate"] for r in rows})
-    fig, ax = plt.subplots(figsize=(6.4, 4))
-    for i, strategy in enumerate(strategies):
-        mine = [r for r in rows if r["strategy"] == strategy]
-        for r in mine:
-            x = i + (replicates.index(r["replicate"]) - (len(replicates) - 1) / 2) * 0.08
-            ax.plot([x, x], [r["promised"], r["delivered"]], color=GREY, lw=0.8)
-            ax.plot(x, r["promised"], "o", mfc="none", color=BLUE, ms=6)
-            ax.plot(x, r["delivered"], "o", color=RED, ms=6)
-    ax.plot([], [], "o", mfc="none", color=BLUE, label=f"promised ({name(objective)})")
-    ax.plot([], [], "o", color=RED, label=f"delivered (fresh-seed {name(test)} mean)")
-    ax.set_xticks(range(len(strategies)), strategies)
-    ax.set_xlim(-0.6, len(strategies) - 0.4)
-    ax.set_ylabel("score")
-    ax.set_title("Promised vs delivered, one point per replicate")
-    ax.legend(fontsize=8, loc="best")
+    marks = (  # quantity, marker, colour, offset within the arm
+        ("promised", "^", BLUE, -0.27),
+        ("reported", "D", ORANGE, -0.09),
+        ("fresh_val", "o", GREY, 0.09),
+        ("delivered", "o", RED, 0.27),
+    )
+    fig, axes = plt.subplots(
+        len(budgets),
+        2,
+        figsize=(10, 3.4 * len(budgets)),
+        squeeze=False,
+        gridspec_kw={"width_ratios": (1.3, 1)},
+    )
+    for (left, right), b in zip(axes, budgets, strict=True):
+        mine = [r for r in rows if r["budget"] == b]
+        by = {(r["replicate"], r["strategy"]): r for r in mine}
+        for k in replicates:  # one replicate's delivered scores, linked across arms
+            xs = [i + 0.27 for i, a in enumerate(arms) if (k, a) in by]
+            ys = [by[(k, a)]["delivered"] * scale for a in arms if (k, a) in by]
+            left.plot(xs, ys, color=RED, lw=0.5, alpha=0.35)
+        for i, arm in enumerate(arms):
+            for q, marker, colour, dx in marks:
+                ys = [r[q] * scale for r in mine if r["strategy"] == arm and _ok(r[q])]
+                left.plot(
+                    [i + dx] * len(ys),
+                    ys,
+                    marker,
+                    color=colour,
+                    ms=4,
+                    alpha=0.6,
+                    mfc="none" if q in ("promised", "fresh_val") else colour,
+                )
+                p = next((p for p in pooled if (p["strategy"], p["budget"]) == (arm, b)), None)
+                if p is not None and _ok(p["mean"][q]):
+                    lo, hi = p["ci"][q]
+                    m = p["mean"][q]
+                    err = [[(m - lo) * scale], [(hi - m) * scale]] if _ok(lo) else None
+                    left.errorbar(
+                        i + dx + 0.05,
+                        m * scale,
+                        yerr=err,
+                        fmt="_",
+                        color="black",
+                        ms=9,
+                        capsize=2,
+                        lw=1,
+                    )
+        for q, marker, colour, _ in marks:
+            left.plot(
+                [],
+                [],
+                marker,
+                color=colour,
+                label=_LABELS[q],
+                mfc="none" if q in ("promised", "fresh_val") else colour,
+            )
+        left.set_xticks(range(len(arms)), [a.replace("_", " ") for a in arms])
+        left.set_ylabel(f"score{unit}")
+        left.set_title(f"{b} seed-runs per study" if b else "each study's own budget")
+        mine_d = [d for d in diffs if d["budget"] == b]
+        for j, d in enumerate(mine_d):
+            colour = RED if d["quantity"] == "delivered" else ORANGE
+            vals = [v * scale for v in d["values"]]
+            right.plot(vals, [j] * len(vals), "o", color=colour, ms=3.5, alpha=0.5)
+            if _ok(d["mean"]):
+                lo, hi = d["ci"]
+                err = [[(d["mean"] - lo) * scale], [(hi - d["mean"]) * scale]] if _ok(lo) else None
+                right.errorbar(
+                    d["mean"] * scale,
+                    j,
+                    xerr=err,
+                    fmt="|",
+                    color="black",
+                    ms=10,
+                    capsize=3,
+                    lw=1.2,
+                )
+        right.axvline(0, color=GREY, lw=0.8, ls="--")
+        right.set_yticks(
+            range(len(mine_d)),
+            [f"{d['a']} − {d['b']}: {d['quantity']}".replace("_", " ") for d in mine_d],
+            fontsize=7,
+        )
+        right.invert_yaxis()
+        right.set_xlabel(f"paired difference{unit} (dots: replicates; bar: mean, 95 % CI)")
+    axes[0][0].legend(fontsize=7, loc="best", ncol=2)
     return _save(fig, path)
+
+
+_LABELS = {
+    "promised": "promised (selected on, val)",
+    "reported": "reported (its test score)",
+    "fresh_val": "fresh-seed validation mean",
+    "delivered": "delivered (fresh-seed test mean)",
+}
+
+
+def contrast_budgets(pooled: list[dict[str, Any]], scale: float, unit: str, path: Path) -> Path:
+    """Dodge's curves: per arm, delivered score and inflation against the budget, with the
+    95 % CIs over replicates."""
+    arms = list(dict.fromkeys(p["strategy"] for p in pooled))
+    colours = dict(zip(arms, (BLUE, RED, GREY, ORANGE, "#2ca02c", "#9467bd"), strict=False))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, q, title in (
+        (axes[0], "delivered", "delivered (fresh-seed test mean)"),
+        (axes[1], "inflation", "inflation (reported − delivered)"),
+    ):
+        for k, arm in enumerate(arms):
+            mine = sorted((p for p in pooled if p["strategy"] == arm), key=lambda p: p["budget"])
+            if q == "delivered" and arm == "seed_shopping":
+                continue  # the fixed arm's configuration: the same curve
+            xs = [p["budget"] * (1 + 0.03 * (k - len(arms) / 2)) for p in mine]
+            ys = [p["mean"][q] * scale for p in mine]
+            lo = [
+                (p["mean"][q] - p["ci"][q][0]) * scale if _ok(p["ci"][q][0]) else 0 for p in mine
+            ]
+            hi = [
+                (p["ci"][q][1] - p["mean"][q]) * scale if _ok(p["ci"][q][1]) else 0 for p in mine
+            ]
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=[lo, hi],
+                marker="o",
+                ms=4,
+                capsize=3,
+                lw=1.2,
+                color=colours[arm],
+                label=arm.replace("_", " "),
+            )
+        if q == "inflation":
+            ax.axhline(0, color=GREY, lw=0.8, ls="--")
+        ax.set_xscale("log")
+        budgets = sorted({p["budget"] for p in pooled})
+        ax.set_xticks(budgets, [str(b) for b in budgets])
+        ax.minorticks_off()
+        ax.set_xlabel("budget (seed-runs per study)")
+        ax.set_ylabel(f"{q}{unit}")
+        ax.set_title(title)
+    axes[0].legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def _ok(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
 
 
 def _wrap(text: str, width: int = 70) -> str:

@@ -44,6 +44,8 @@ class StudyWinner:
     promised: float
     seed_runs: int
     source: SeedRun  # one of its seed-runs: its config re-creates the configuration
+    runs: tuple[SeedRun, ...] = ()  # the best trial's seed-runs: what the study reports
+    ties: tuple[str, ...] = ()  # the trials tied with it, after it by the tie rule
 
 
 def contrast_studies(
@@ -78,6 +80,8 @@ def contrast_studies(
         done[w.config_id] = finished_runs(tracker, w.config_id, seeds)
     test = sets[0].test_metric  # the parent's tag: the app's own name (test/acc)
     labels = _strategy_labels(winners)
+    spent = {w.seed_runs for w in winners}
+    budget = spent.pop() if len(spent) == 1 else 0  # 0: each study's own budget
     outcomes = []
     for w in winners:
         fresh = done[w.config_id]
@@ -95,6 +99,9 @@ def contrast_studies(
                 fresh_seeds=tuple(int(r.data.tags[record.SEED]) for r in ran),
                 fresh_val=tuple(r.data.metrics.get(objective, math.nan) for r in ran),
                 fresh_test=tuple(r.data.metrics.get(test, math.nan) for r in ran),
+                reported=_reported(w.runs, test),
+                budget=budget,
+                ties=w.ties,
             )
         )
     name = "studies " + ", ".join(names)
@@ -109,7 +116,7 @@ def contrast_studies(
         "storage": redact(storage),
         "replicates": 1,
         "strategies": [labels[w.study] for w in winners],
-        "budget": ", ".join(f"{labels[w.study]} {w.seed_runs}" for w in winners),
+        "budgets": [w.seed_runs for w in winners],
         "seeds_per_trial": "k",
         "fresh_seeds": n_fresh,
         "seed_block": None,
@@ -130,7 +137,7 @@ def _winner(tracker: Tracker, storage: str, name: str) -> StudyWinner:
     if not complete:
         raise ConfigError("--study", name, "has no completed trial to take a winner from")
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    best = best_trials(complete, maximize, "seed" if strategy == "tuned" else None)[0]
+    best, *tied = best_trials(complete, maximize, "seed" if strategy == "tuned" else None)
     run_ids = list(best.user_attrs.get("mlflow_run_ids", {}).values())
     if not run_ids:
         raise ConfigError("--study", name, f"its best trial {best.number} has no MLflow run")
@@ -156,7 +163,15 @@ def _winner(tracker: Tracker, storage: str, name: str) -> StudyWinner:
         promised=float(best.value) if best.value is not None else math.nan,
         seed_runs=sum(len(t.user_attrs.get("seed_scores", {})) for t in finished),
         source=runs[0],
+        runs=tuple(runs),
+        ties=tuple(f"trial {t.number} ({t.user_attrs.get('config_id', '?')})" for t in tied),
     )
+
+
+def _reported(runs: Sequence[SeedRun], test: str) -> float:
+    """What the study reports: its best trial's test score (the mean over its seeds)."""
+    values = [r.metrics[test] for r in runs if not math.isnan(r.metrics.get(test, math.nan))]
+    return sum(values) / len(values) if values else math.nan
 
 
 def _objective(tracker: Tracker, parent: str) -> str:

@@ -203,6 +203,12 @@ def _class(key: str, target: str, kind: str) -> type:
     return cls
 
 
+def accepts(choice: Choice, keyword: str) -> bool:
+    """Whether the chosen class takes `keyword` (TPESampler takes n_startup_trials)."""
+    cls = _class(f"hydra.sweeper.{choice.kind}._target_", choice.target, choice.kind)
+    return keyword in inspect.signature(cls).parameters
+
+
 def build(choice: Choice, **extra: Any) -> Any:
     """The Optuna object: `extra` (GridSampler's search_space) beside the given arguments;
     a nested `{_target_: ...}` (an independent sampler, a wrapped pruner) built the same way."""

@@ -37,6 +37,8 @@ class Source:
     scale: float  # raw / scale lies in [0, 1] (or is already standardised for synthetic)
     mean: tuple[float, ...]  # per channel, after scaling
     std: tuple[float, ...]
+    # the test part is the data set's official one (MNIST's t10k files): never redrawn
+    official_test: bool = False
 
 
 @dataclass(frozen=True)
@@ -231,7 +233,16 @@ def load_torchvision(name: str, root: str, download: bool = False, verify: bool 
 
     (trx, try_), (tex, tey) = arrays(train), arrays(test)
     return Source(
-        name, trx, try_, tex, tey, num_classes=len(train.classes), scale=255.0, mean=mean, std=std
+        name,
+        trx,
+        try_,
+        tex,
+        tey,
+        num_classes=len(train.classes),
+        scale=255.0,
+        mean=mean,
+        std=std,
+        official_test=True,
     )
 
 
@@ -293,11 +304,33 @@ def load_synthetic(
 # Validation carve and batches
 
 
-def split(source: Source, val_size: int | float, split_seed: int) -> Splits:
+def split(
+    source: Source, val_size: int | float, split_seed: int, draw_test: bool = False
+) -> Splits:
     """Carve a validation part from the official train part, chosen by the `split` seed
     stream: `val_size` examples (an int), or that fraction of them rounded (a float in (0, 1),
-    scikit-learn's convention); the test part is the official one, untouched."""
-    n = len(source.train_y)
+    scikit-learn's convention); the test part is the data set's, untouched.
+
+    With `draw_test` the test part is drawn too: train and test pooled, a test part of the
+    same size drawn by the split stream, the validation part from the rest, so two split seeds
+    give two independent draws of the whole partition. Refused (ConfigError) for an official
+    test set (MNIST's, Fashion-MNIST's, CIFAR-10's), which results are compared on."""
+    if draw_test and source.official_test:
+        raise ConfigError(
+            "data.draw_test",
+            True,
+            f"{source.name}'s test part is its official one, which results are compared on: "
+            "false (draw the validation part only)",
+        )
+    train_x, train_y, test_x, test_y = source.train_x, source.train_y, source.test_x, source.test_y
+    generator = torch.Generator().manual_seed(split_seed)
+    if draw_test:
+        pool_x, pool_y = torch.cat([train_x, test_x]), torch.cat([train_y, test_y])
+        perm = torch.randperm(len(pool_y), generator=generator)
+        test_idx, rest = perm[: len(test_y)].sort().values, perm[len(test_y) :].sort().values
+        test_x, test_y = pool_x[test_idx], pool_y[test_idx]
+        train_x, train_y = pool_x[rest], pool_y[rest]
+    n = len(train_y)
     n_val = val_count(val_size, n)
     if not 1 <= n_val < n:
         raise ConfigError(
@@ -306,18 +339,18 @@ def split(source: Source, val_size: int | float, split_seed: int) -> Splits:
             f"a number of examples from 1 to {n - 1}, or a fraction in (0, 1), of the {n} in "
             f"{source.name}'s train part",
         )
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(split_seed))
+    perm = torch.randperm(n, generator=generator)
     val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
-    image = source.train_x.ndim == 4
+    image = train_x.ndim == 4
     flat_scalar = not image and len(source.mean) == 1  # one mean for all features, or one each
     stat_shape = (-1, 1, 1) if image else (() if flat_scalar else (-1,))
     mean = torch.tensor(source.mean[0] if flat_scalar else source.mean).reshape(stat_shape)
     std = torch.tensor(source.std[0] if flat_scalar else source.std).reshape(stat_shape)
     return Splits(
         name=source.name,
-        train=Part(source.train_x[train_idx], source.train_y[train_idx]),
-        val=Part(source.train_x[val_idx], source.train_y[val_idx]),
-        test=Part(source.test_x, source.test_y),
+        train=Part(train_x[train_idx], train_y[train_idx]),
+        val=Part(train_x[val_idx], train_y[val_idx]),
+        test=Part(test_x, test_y),
         num_classes=source.num_classes,
         scale=source.scale,
         mean=mean,

@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+from dataclasses import replace
 
+import numpy as np
 import pytest
 from scipy import stats as sps
 
+from seedhp.stats.contrast import holm
 from seedhp.stats.strategies import (
     Outcome,
     answer,
     differences,
+    p_text,
+    percentile,
     pooled,
+    power,
+    replicates_for_power,
     rows,
     seed_differences,
+    sign_flip,
 )
 
 
 def outcome(
-    r: int, strategy: str, promised: float, val: list[float], test: list[float]
+    r: int,
+    strategy: str,
+    promised: float,
+    val: list[float],
+    test: list[float],
+    reported: float = math.nan,
+    budget: int | None = None,
 ) -> Outcome:
     return Outcome(
         replicate=r,
@@ -32,6 +47,8 @@ def outcome(
         fresh_seeds=tuple(range(len(test))),
         fresh_val=tuple(val),
         fresh_test=tuple(test),
+        reported=reported,
+        budget=budget,
     )
 
 
@@ -80,18 +97,22 @@ def test_differences_are_paired_by_replicate() -> None:
 
 
 def test_the_answer_states_the_numbers_and_whether_the_interval_includes_zero() -> None:
-    table = rows(OUTCOMES)
-    text = answer(table, seed_differences(OUTCOMES), "test_acc")
-    assert "tuned +5.50 points" in text and "averaged +1.50 points" in text  # 0.055, 0.015
-    assert "At an equal budget of 6 seed-runs" in text
-    assert "seed-averaging chose delivered 1.33 points better" in text
+    outs = [replace(o, reported=o.promised - 0.03) for o in OUTCOMES]
+    table = rows(outs)
+    text = answer(table, differences(table), seed_differences(outs), "test_acc")
+    # inflation = reported - delivered: tuned 0.96-0.935, 0.97-0.94, 0.95-0.93 -> +2.50 points
+    assert text.startswith("At 6 seed-runs per study (3 replicates")
+    assert "by tuned +2.50 " in text and "averaged -1.50 " in text
+    assert "delivered: tuned 93.50 " in text and "averaged 94.83 " in text
+    assert "Tuned − averaged in delivered score: -1.33 " in text
     assert "includes zero" not in text  # the paired CI excludes zero here
     noisy = [
-        *OUTCOMES,
-        outcome(3, "tuned", 0.99, [0.96], [0.99]),
-        outcome(3, "averaged", 0.96, [0.95], [0.90]),
+        *outs,
+        outcome(3, "tuned", 0.99, [0.96], [0.99], 0.98),
+        outcome(3, "averaged", 0.96, [0.95], [0.90], 0.9),
     ]
-    assert "includes zero" in answer(rows(noisy), seed_differences(noisy), "test_acc")
+    t = rows(noisy)
+    assert "includes zero" in answer(t, differences(t), seed_differences(noisy), "test_acc")
 
 
 def test_one_replicate_is_answered_over_its_fresh_seeds_paired_by_seed() -> None:
@@ -101,9 +122,9 @@ def test_one_replicate_is_answered_over_its_fresh_seeds_paired_by_seed() -> None
     assert d.mean == pytest.approx(-0.015)  # (0.93 - 0.95 + 0.94 - 0.95) / 2
     ci = sps.ttest_rel([0.93, 0.94], [0.95, 0.95]).confidence_interval(0.95)
     assert d.ci == pytest.approx((ci.low, ci.high))
-    text = answer(rows(one), [d], "test_acc")
+    text = answer(rows(one), [], [d], "test_acc")
     assert text.startswith("One replicate, one draw of the protocol")
-    assert "seed-averaging's winner delivered 1.50 points better" in text
+    assert "paired by fresh seed: -1.50 " in text
     assert "includes zero" in text  # two seeds: a wide interval
 
 
@@ -116,3 +137,61 @@ def test_a_loss_is_minimised() -> None:
     assert tuned.optimism == pytest.approx(0.10) and averaged.optimism == pytest.approx(0.02)
     assert averaged.regret == 0 and tuned.regret == pytest.approx(0.04)
     assert math.isnan(pooled([tuned])[0].ci["optimism"][0])  # one replicate: no interval
+
+
+def test_reported_inflation_z_and_percentile() -> None:
+    o = outcome(0, "tuned", 0.97, [0.95, 0.96, 0.97, 0.98], [0.93, 0.94, 0.95, 0.96], 0.955)
+    [r] = rows([o])
+    assert r.reported == 0.955 and r.inflation == pytest.approx(0.955 - 0.945)
+    assert r.z == pytest.approx((0.97 - 0.965) / np.std([0.95, 0.96, 0.97, 0.98], ddof=1))
+    assert r.percentile == pytest.approx(100 * (2 + 0.5) / 4)  # two below, one equal
+    assert percentile(0.1, [0.2, 0.3], maximize=False) == 100.0  # a loss: lower is better
+
+
+def test_budgets_are_apart_and_shopping_repeats_no_delivered_row() -> None:
+    outs = [
+        outcome(k, s, 0.9, [0.9, 0.91], [t + k / 100, t + 0.01], 0.9, budget=b)
+        for k in range(4)
+        for b in (4, 8)
+        for s, t in (("tuned", 0.80), ("averaged", 0.82), ("fixed", 0.81), ("seed_shopping", 0.81))
+    ]
+    diffs = differences(rows(outs))
+    keys = [(d.budget, d.a, d.b, d.quantity) for d in diffs]
+    assert len(keys) == len(set(keys)) == 2 * (3 + 6)  # per budget: 3 delivered, 6 inflation
+    assert not any(d.quantity == "delivered" and "seed_shopping" in (d.a, d.b) for d in diffs)
+    assert not any(d.quantity == "regret" for d in diffs)
+    assert {p.budget for p in pooled(rows(outs))} == {4, 8}
+    # Holm over the page's family, for both tests
+    assert [d.p_holm for d in diffs] == pytest.approx(holm([d.p for d in diffs]), nan_ok=True)
+    flips = holm([d.p_signflip for d in diffs])
+    assert [d.p_signflip_holm for d in diffs] == pytest.approx(flips, nan_ok=True)
+
+
+def test_the_exact_sign_flip_p_enumerates_every_sign_pattern() -> None:
+    d = [0.3, 0.1, 0.2, 0.4, 0.25]  # all positive: only the all-+ and all-- patterns reach it
+    assert sign_flip(d) == pytest.approx(2 / 32)
+    x = [0.3, -0.1, 0.2, 0.05]
+    hits = sum(
+        abs(sum(s * v for s, v in zip(signs, x, strict=True))) >= abs(sum(x)) - 1e-12
+        for signs in itertools.product((1, -1), repeat=4)
+    )
+    assert sign_flip(x) == pytest.approx(hits / 16)
+    many = list(np.random.default_rng(1).normal(0.5, 1, 20))  # sampled above EXACT_UP_TO
+    assert 0 < sign_flip(many) < 0.2 and math.isnan(sign_flip([0.0, 0.0]))
+
+
+def test_power_agrees_with_a_simulation_and_the_needed_replicates_reach_it() -> None:
+    rng = np.random.default_rng(0)
+    effect, n = 0.8, 12
+    sims = rng.normal(effect, 1.0, size=(20_000, n))
+    simulated = np.mean(sps.ttest_1samp(sims, 0.0, axis=1).pvalue < 0.05)
+    assert power(effect, n) == pytest.approx(simulated, abs=0.01)
+    k = replicates_for_power(effect)
+    assert k is not None and power(effect, k) >= 0.8 > power(effect, k - 1)
+    half = replicates_for_power(effect / 2)
+    assert half is not None and half > 3 * k  # about 4x the replicates for half the effect
+    assert replicates_for_power(0.0) is None and replicates_for_power(1e-4) is None
+
+
+def test_p_values_below_a_thousandth_are_printed_so() -> None:
+    assert p_text(0.0004) == "< 0.001" and p_text(0.0412) == "0.041" and p_text(math.nan) == "n/a"

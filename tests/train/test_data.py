@@ -26,6 +26,31 @@ def test_digits_has_a_fixed_test_part_and_a_seeded_validation_carve() -> None:
     assert sorted(map(tuple, x.tolist())) == sorted(map(tuple, joined.tolist()))
 
 
+def test_draw_test_draws_the_whole_partition_by_the_split_seed() -> None:
+    src = load_digits()
+    a, b, a2 = split(src, 144, 1, True), split(src, 144, 2, True), split(src, 144, 1, True)
+    assert (len(a.train), len(a.val), len(a.test)) == (1294, 144, 359)  # the same sizes
+    assert torch.equal(a.test.x, a2.test.x) and not torch.equal(a.test.x, b.test.x)
+    assert not torch.equal(a.test.x, src.test_x)  # not the fixed held-out part
+
+    def rows(*parts: torch.Tensor) -> list[tuple[float, ...]]:
+        return sorted(map(tuple, torch.cat(parts).flatten(1).tolist()))
+
+    # train, validation and test are disjoint and together are the whole data set
+    assert rows(a.train.x, a.val.x, a.test.x) == rows(src.train_x, src.test_x)
+    # without it, the partition is what it always was
+    assert torch.equal(split(src, 144, 1, False).val.x, split(src, 144, 1).val.x)
+
+
+def test_an_official_test_set_is_never_redrawn(tmp_path: Path) -> None:
+    write_mnist(tmp_path, n_train=30, n_test=10, name="FashionMNIST")
+    src = load_torchvision("FashionMNIST", str(tmp_path), verify=False)
+    assert src.official_test and not load_digits().official_test
+    with pytest.raises(ConfigError) as err:
+        split(src, 5, 0, draw_test=True)
+    assert str(err.value).startswith("data.draw_test=True: ") and "official" in str(err.value)
+
+
 def test_synthetic_any_shape_same_data_for_every_call() -> None:
     for shape in ([20], [3, 32, 32], [1, 5, 7]):
         src = load_synthetic(shape, num_classes=4, n_train=200, n_test=50)
