@@ -9,6 +9,7 @@ class DigitsLitModule(L.LightningModule):
     def __init__(self, hidden: int = 64, lr: float = 0.05, dropout: float = 0.1) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.lr = lr
         self.net = nn.Sequential(
             nn.Linear(64, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 10)
         )
@@ -42,4 +43,4 @@ class DigitsLitModule(L.LightningModule):
         self.log("test/acc", acc, on_epoch=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=0.9)
+        return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
