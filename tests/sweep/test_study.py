@@ -32,19 +32,25 @@ def results_of(outputs: Path) -> dict:  # type: ignore[type-arg]
 
 
 def _running(db: Path, study: str, number: int) -> bool:
-    """Is trial `number` of `study` RUNNING? Read straight from Optuna's tables (cheap)."""
+    """Is trial `number` of `study` RUNNING with its owner recorded, that is, past the moment
+    between Optuna creating it and seedhp writing `seedhp.owner` (a kill there leaves an
+    ownerless trial, which test_a_trial_whose_process_died_before_it_was_owned_... covers)?
+    Read straight from Optuna's tables (cheap)."""
     if not db.exists():
         return False
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
             row = con.execute(
-                "SELECT t.state FROM trials t JOIN studies s ON s.study_id = t.study_id "
-                "WHERE s.study_name = ? AND t.number = ?",
+                "SELECT t.state, COUNT(a.trial_user_attribute_id) FROM trials t "
+                "JOIN studies s ON s.study_id = t.study_id "
+                "LEFT JOIN trial_user_attributes a "
+                "ON a.trial_id = t.trial_id AND a.key = 'seedhp.owner' "
+                "WHERE s.study_name = ? AND t.number = ? GROUP BY t.trial_id",
                 (study, number),
             ).fetchone()
     except sqlite3.Error:
         return False
-    return row is not None and row[0] == "RUNNING"
+    return row is not None and row[0] == "RUNNING" and row[1] > 0
 
 
 def finished_seed_runs(outputs: Path) -> list:  # type: ignore[type-arg]
