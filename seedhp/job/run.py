@@ -208,6 +208,21 @@ def train_pack(
     """
     seeds = [check_seed(s) for s in seeds]
     containers = seed_containers(cfg, seeds)
+    by_split = _by_split(seeds, containers)
+    if len(by_split) > 1:  # seeds.split follows the seed: each split's seeds train together
+        log.info(
+            "seeds.split follows the seed: %d seeds on %d validation splits train as %d packs",
+            len(seeds),
+            len(by_split),
+            len(by_split),
+        )
+        values: dict[int, float | BaseException] = {}
+        for group in by_split:
+            own = [infos[seeds.index(s)] for s in group]
+            with _seed_set(cfg, group[0]):
+                out = train_pack(cfg, group, own, on_epoch, on_pack_epoch, attempt)
+            values.update(zip(group, out, strict=True))
+        return [values[s] for s in seeds]
     first, data = check(cfg)
     settings = [
         replace(first, seed=s)
@@ -289,9 +304,7 @@ def train_pack(
                     record.send()
                     tracker.interrupt(record.run_id, fault.line)
         raise
-    values: dict[int, float | BaseException] = {
-        seeds[i]: v for i, v in zip(keep, trained, strict=True)
-    }
+    values = {seeds[i]: v for i, v in zip(keep, trained, strict=True)}
     if held:  # other processes' runs of these seeds: wait for them, train the orphans here
         t = first.tracking
         reused, orphans = claims.wait(
@@ -329,6 +342,32 @@ def seed_containers(cfg: DictConfig, seeds: Sequence[int]) -> list[dict[str, Any
                 cfg.seed = s
                 out.append(_container(cfg))
             return out
+    finally:
+        with read_write(cfg), open_dict(cfg):
+            cfg.seed = own
+
+
+def _by_split(seeds: Sequence[int], containers: Sequence[dict[str, Any]]) -> list[list[int]]:
+    """The seeds grouped by the validation split they train on (their `split` stream), in
+    order of first appearance: one group unless `seeds.split` follows the seed. A pack shares
+    one data set on the device, so seeds on different splits never share a pack."""
+    pins = parse(containers[0]).pinned
+    groups: dict[int, list[int]] = {}
+    for s, c in zip(seeds, containers, strict=True):
+        own = pins if c.get("seeds") == containers[0].get("seeds") else parse(c).pinned
+        groups.setdefault(derive_seeds(s, own).split, []).append(s)
+    return list(groups.values())
+
+
+@contextlib.contextmanager
+def _seed_set(cfg: DictConfig, seed: int) -> Any:
+    """`cfg` with its seed set to `seed` for the block (check() loads the split of cfg's own
+    seed), restored after."""
+    own = cfg.get("seed")
+    with read_write(cfg), open_dict(cfg):
+        cfg.seed = seed
+    try:
+        yield
     finally:
         with read_write(cfg), open_dict(cfg):
             cfg.seed = own

@@ -252,3 +252,13 @@ def test_hydra_yaml_emitted_in_parts_loads_as_the_whole_node() -> None:
     text = _hydra_yaml(group, node)
     assert yaml.safe_load(text) == yaml.safe_load(_yaml({"hydra": node})) == {"hydra": node}
     assert set(group.hydra_text) == {"run", "help", "mode"}  # emitted once per group
+
+
+def test_seeds_on_their_own_splits_never_share_a_pack(launch) -> None:  # type: ignore[no-untyped-def]
+    # seeds.split=null: each seed validates on its own split, so a pack cannot share one data set
+    jobs = jobs_for(SEEDS[:3], "seeds.split=null")
+    packed, _ = launch(jobs, 8, "packed")
+    alone, _ = launch(jobs, 1, "alone")
+    assert values(packed) == values(alone)
+    pinned, _ = launch(jobs_for(SEEDS[:3]), 1, "pinned")  # the default: one split for all
+    assert values(packed) != values(pinned)
