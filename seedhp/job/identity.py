@@ -2,7 +2,9 @@
 
 - `config_id`: a 12-hex-digit hash of the resolved config without the seed and the keys that
   never change what a seed-run computes. Every seed-run of one configuration shares it, in any
-  process, sweep or study; reuse, summaries and reports group by it.
+  process, sweep or study; reuse, summaries and reports group by it. The stream pins
+  (`seeds.*`) are part of it: seed 3 validated on split 0 and seed 3 validated on its own split
+  are two different measurements, and (config_id, seed) names one seed-run.
 - `identity_view`: another app's config as its identity sees it: every value resolved, except
   those that come from the job's runtime (`${hydra:...}`, `${now:...}`, directly or through
   other keys: LHT's `paths.output_dir`, `trainer.default_root_dir`), which are kept as written.
@@ -28,7 +30,6 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 # seedhp's own app: keys that never change what a seed-run computes
 RUNTIME_KEYS = (
     "seed",
-    "seeds",
     "tracking",
     "paths",
     "hydra",

@@ -59,11 +59,11 @@ def test_defaults_parse(outputs: Path) -> None:
     assert s.tracking.uri == f"sqlite:///{outputs}/mlflow.db"
 
 
-def test_config_id_ignores_seeds_and_runtime_keys_only(outputs: Path) -> None:
+def test_config_id_ignores_the_seed_and_runtime_keys_only(outputs: Path) -> None:
     base = config_id(resolved([], outputs))
     for same in (
         ["seed=5"],
-        ["seeds.split=3"],
+        ["seeds.split=0"],  # the default pin, written out
         ["train.device=cpu"],
         ["tracking.experiment=other"],
         ["report.fresh_seeds=20"],
@@ -71,6 +71,14 @@ def test_config_id_ignores_seeds_and_runtime_keys_only(outputs: Path) -> None:
     ):
         assert config_id(resolved(same, outputs)) == base, same
     assert config_id(resolved([], outputs / "elsewhere")) == base
-    for other in (["optimizer.lr=0.1"], ["model=mlp"], ["train.epochs=3"], ["schedule=constant"]):
+    for other in (
+        ["optimizer.lr=0.1"],
+        ["model=mlp"],
+        ["train.epochs=3"],
+        ["schedule=constant"],
+        ["seeds.split=3"],  # another validation split: another measurement of each seed
+        ["seeds.split=null"],
+        ["seeds.init=7"],
+    ):
         assert config_id(resolved(other, outputs)) != base, other
     assert len(base) == 12
