@@ -94,6 +94,8 @@ def write_tables(n: dict[str, Any], rs: RunSet, out: Path) -> None:
             {
                 "noise_floor": c["noise_floor"]["objective"],
                 "test_noise_floor": c["noise_floor"]["test"],
+                "detectable_80": c["power"]["detectable_objective"],
+                "test_detectable_80": c["power"]["detectable_test"],
                 "black_swans": " ".join(str(s["seed"]) for s in c["black_swans"]),
                 "diverged": " ".join(map(str, c["diverged"])),
                 "pruned": " ".join(map(str, c["pruned"])),

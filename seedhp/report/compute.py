@@ -15,6 +15,7 @@ import numpy as np
 from seedhp.report.collect import RunSet
 from seedhp.stats import core as stats
 from seedhp.stats.contrast import FRESH_ROLES, SeedRun, audit, compare, group, select
+from seedhp.stats.power import detectable
 from seedhp.stats.summary import maximize
 
 MAX_FIGURED = 12  # configurations that get their own histogram and convergence figure
@@ -124,6 +125,10 @@ def _configuration(
             else math.nan,
             "n_val": sizes.get("n_val"),
             "n_test": sizes.get("n_test"),
+        },
+        "power": {  # against another configuration with as many seeds and this spread
+            "detectable_objective": detectable(d_val.std, d_val.n, paired=False),
+            "detectable_test": detectable(d_test.std, d_test.n, paired=False),
         },
         "black_swans": [
             {

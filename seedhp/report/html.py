@@ -287,6 +287,7 @@ def _configurations(n: dict[str, Any]) -> str:
         "<th>IQM</th><th>min</th><th>max</th><th>gap</th><th>quantiles 5, 25, 75, 95 % "
         "(linear)</th><th>skew (G1)</th><th>excess kurtosis (G2)</th>"
         "<th>test mean (95 % CI)</th><th>test noise floor</th>"
+        "<th>detectable difference (80 % power): objective, test</th>"
         "<th>diverged, pruned, failed</th></tr>"
     )
     rows = []
@@ -304,7 +305,9 @@ def _configurations(n: dict[str, Any]) -> str:
             f"<td>{_sig(d['gap'])}</td><td>{quantiles}</td>"
             f"<td>{fmt(d['skewness'], digits=2)}</td><td>{fmt(d['kurtosis'], digits=2)}</td>"
             f"<td>{fmt_ci(t['mean'], (t['ci_low'], t['ci_high']))}</td>"
-            f"<td>{_sig(c['noise_floor']['test'])}</td><td>{len(c['diverged'])}, "
+            f"<td>{_sig(c['noise_floor']['test'])}</td>"
+            f"<td>{_sig(c['power']['detectable_objective'])}, "
+            f"{_sig(c['power']['detectable_test'])}</td><td>{len(c['diverged'])}, "
             f"{len(c['pruned'])}, {len(c['failed'])}</td></tr>"
         )
     common = _common_words(n)
@@ -313,7 +316,10 @@ def _configurations(n: dict[str, Any]) -> str:
         "over seeds, best mean first"
         + (f"; every configuration shares <code>{escape(common)}</code>" if common else "")
         + ". Compare std with the noise floor: a seed spread near it is what the finite "
-        "evaluation set alone would give.</p>"
+        "evaluation set alone would give. The detectable difference is the smallest gap to "
+        "another configuration with as many seeds and the same spread that a two-sided t-test "
+        "(&alpha; = 0.05, unpaired) finds with 80 % power; paired comparisons on shared seeds "
+        "detect less when the seeds' scores correlate (see the comparisons).</p>"
         + collapsed(f"<div class=wide><table>{head}{''.join(rows)}</table></div>", len(rows))
     )
 
@@ -345,7 +351,8 @@ def _comparisons(n: dict[str, Any]) -> str:
         "<th>tests</th><th>mean A &minus; B (95 % CI, Student t)</th>"
         "<th>t p (Holm)</th><th>rank p (Holm)</th>"
         "<th>P(A &gt; B)</th><th>ASO &epsilon;<sub>min</sub></th>"
-        "<th>reversal</th></tr>"
+        "<th>reversal</th><th>power</th><th>seeds for 80 % power</th>"
+        "<th>detectable (80 %)</th></tr>"
     )
     rows = "".join(
         f"<tr><td class=l>{escape(labels.get(c['a'], c['a']))}</td>"
@@ -356,7 +363,8 @@ def _comparisons(n: dict[str, Any]) -> str:
         f"<td>{_p(c['t_p'])} ({_p(c['t_p_holm'])})</td>"
         f"<td>{_p(c['rank_p'])} ({_p(c['rank_p_holm'])})</td>"
         f"<td>{fmt(c['p_improvement'], digits=2)}</td><td>{fmt(c['aso_eps_min'], digits=2)}</td>"
-        f"<td>{fmt(c['reversal_rate'], digits=2)}</td></tr>"
+        f"<td>{fmt(c['reversal_rate'], digits=2)}</td><td>{fmt(c['power'], digits=2)}</td>"
+        f"<td>{_seeds(c['seeds_for_power'])}</td><td>{_sig(c['detectable'])}</td></tr>"
         for c in comps
     )
     return (
@@ -373,8 +381,12 @@ def _comparisons(n: dict[str, Any]) -> str:
         "scores strictly higher. ASO &epsilon;<sub>min</sub> (Dror et al. 2019, &alpha; = 0.05): "
         "below 0.5 A is almost stochastically better, below 0.2 confidently; shown to 2 "
         "decimals: its resampling alone moves it by a standard deviation of 0.003&ndash;0.017 "
-        "(20 random states on 10-seed samples).</p>"
-        + collapsed(f"<div class=wide><table>{head}{rows}</table></div>", len(comps))
+        "(20 random states on 10-seed samples). Power: the t-test's, two-sided at "
+        "&alpha; = 0.05, at the observed difference, from the std of the paired differences "
+        "(paired) or the pooled std at the harmonic-mean n (independent); seeds for 80 % "
+        "power: per side, for that difference; detectable: the smallest difference these "
+        "seeds find with 80 % power (seedhp plan computes these for a difference you name)."
+        "</p>" + collapsed(f"<div class=wide><table>{head}{rows}</table></div>", len(comps))
     )
 
 
@@ -415,6 +427,10 @@ def _per_configuration(n: dict[str, Any], figures: dict[str, Path]) -> str:
             f"<div class=fig>{img(hist)}</div><div class=fig>{img(conv)}</div></details>"
         )
     return "".join(out)
+
+
+def _seeds(n: int | None) -> str:
+    return "n/a (no difference, or > 10,000)" if n is None else str(n)
 
 
 def _finite(x: Any) -> bool:

@@ -18,6 +18,7 @@ import numpy as np
 from scipy import stats as sps
 
 from seedhp.stats import core as stats
+from seedhp.stats.power import detectable, power, seeds_needed
 
 T = TypeVar("T", bound="Trial")
 
@@ -115,6 +116,11 @@ class Comparison:
     p_improvement: float  # P(a > b): same seed when paired, one seed each otherwise; ties 1/2
     aso_eps_min: float  # a over b; < 0.5: a better, < 0.2: confidently
     reversal_rate: float  # share of (shared) seeds on which b scores strictly higher than a
+    # the t-test's power (seedhp.stats.power) at the observed difference, with the std of the
+    # paired differences (paired) or the two samples' pooled std at their harmonic-mean n
+    power: float = math.nan
+    seeds_for_power: int | None = None  # seeds (per side) for 80 % power at that difference
+    detectable: float = math.nan  # the smallest difference these seeds detect with 80 % power
 
     @property
     def test(self) -> str:
@@ -366,7 +372,16 @@ def _pair(
         rank_p = float(sps.mannwhitneyu(va, vb, alternative="two-sided").pvalue)
         p_imp = stats.probability_of_improvement(va, vb)
         reversal = stats.reversal_rate(va, vb)
+    sd = (
+        float(np.std(d, ddof=1))  # of the paired differences
+        if paired
+        else math.sqrt((va.var(ddof=1) + vb.var(ddof=1)) / 2)  # pooled
+    )
+    n = len(shared) if paired else _harmonic(len(va), len(vb))
     return {
+        "power": power(abs(diff) / sd, n, paired) if sd > 0 else math.nan,
+        "seeds_for_power": seeds_needed(diff, sd, paired),
+        "detectable": detectable(sd, n, paired),
         "a": a,
         "b": b,
         "metric": metric,
@@ -383,6 +398,12 @@ def _pair(
         "aso_eps_min": stats.aso(va, vb, random_state=random_state),
         "reversal_rate": reversal,
     }
+
+
+def _harmonic(n_a: int, n_b: int) -> int:
+    """The equal per-side n with about the power of samples of n_a and n_b (their harmonic
+    mean, rounded down)."""
+    return int(2 / (1 / n_a + 1 / n_b)) if n_a and n_b else 0
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

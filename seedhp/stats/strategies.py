@@ -26,6 +26,7 @@ from scipy import stats as sps
 
 from seedhp.stats.contrast import holm
 from seedhp.stats.core import t_interval
+from seedhp.stats.power import power, seeds_for_effect
 
 # pooled over replicates, per (arm, budget)
 QUANTITIES = (
@@ -45,10 +46,7 @@ QUANTITIES = (
 DIFFERENCES = ("delivered", "inflation")
 SHOPPING = "seed_shopping"
 ORDER = ("tuned", "averaged", "fixed", SHOPPING)  # tuned − averaged, tuned − fixed, ...
-POWER = 0.8
-ALPHA = 0.05
 EXACT_UP_TO = 16  # replicates: the sign-flip p enumerates all 2^n signs up to here
-MAX_REPLICATES = 10_000  # "more than this" for the power calculation
 
 
 @dataclass(frozen=True)
@@ -267,8 +265,8 @@ def differences(table: Sequence[Row]) -> list[Difference]:
                 p_holm=t_holm[i],
                 p_signflip_holm=flip_holm[i],
                 power=power(effect, len(d)),
-                n_for_power=replicates_for_power(effect),
-                n_for_power_half=replicates_for_power(effect / 2),
+                n_for_power=seeds_for_effect(effect),
+                n_for_power_half=seeds_for_effect(effect / 2),
                 values=tuple(d),
             )
         )
@@ -301,38 +299,6 @@ def sign_flip(d: Sequence[float], draws: int = 2**16, seed: int = 0) -> float:
     signs = rng.choice((1.0, -1.0), size=(draws, n))
     hits = int(np.sum(np.abs(signs @ x) >= observed - slack))
     return (hits + 1) / (draws + 1)
-
-
-def power(effect: float, n: int, alpha: float = ALPHA) -> float:
-    """The power of a two-sided paired (one-sample) t-test at level alpha with n pairs, for a
-    standardised effect mean / std of the differences (noncentral t)."""
-    if n < 2 or math.isnan(effect):
-        return math.nan
-    df = n - 1
-    crit = float(sps.t.ppf(1 - alpha / 2, df))
-    nc = effect * math.sqrt(n)
-    return float(sps.nct.sf(crit, df, nc) + sps.nct.cdf(-crit, df, nc))
-
-
-def replicates_for_power(
-    effect: float, target: float = POWER, alpha: float = ALPHA, most: int = MAX_REPLICATES
-) -> int | None:
-    """The fewest pairs (>= 2) whose paired t-test reaches `target` power at `effect`; None
-    when no difference was observed (effect 0 or NaN) or more than `most` would be needed."""
-    if math.isnan(effect) or effect == 0:
-        return None
-    lo, hi = 2, 2
-    while power(effect, hi, alpha) < target:  # doubling: bounded by `most`
-        if hi >= most:
-            return None
-        lo, hi = hi, min(most, hi * 2)
-    while lo < hi:  # power grows with n: bisect to the first n that reaches it
-        mid = (lo + hi) // 2
-        if power(effect, mid, alpha) >= target:
-            hi = mid
-        else:
-            lo = mid + 1
-    return hi
 
 
 def _effect(d: Sequence[float]) -> float:

@@ -16,6 +16,7 @@ from seedhp.report.collect import RunSet
 from seedhp.report.compute import Options, compute
 from seedhp.report.html import digits_for, render
 from seedhp.stats.contrast import SeedRun
+from seedhp.stats.power import detectable, power, seeds_needed
 from tests.conftest import all_runs, cli, cli_env, mlflow_client
 
 EVIL = "<script>alert('x')</script>"
@@ -70,6 +71,18 @@ def test_report_numbers_figures_and_escaping(tmp_path: Path) -> None:
     assert len(numbers["comparisons"]) == 1 and numbers["comparisons"][0]["a"] == "aaa"
     assert any("grid" in w for w in numbers["expected_max"]["warnings"])
     assert a["short"] == "lr=0"  # what differs between the configurations
+    # power: 8 seeds of each on the same seeds, paired on their differences
+    std = a["objective"]["std"]
+    assert a["power"]["detectable_objective"] == pytest.approx(detectable(std, 8, paired=False))
+    (c,) = numbers["comparisons"]
+    d = [
+        x.metrics["test_acc"] - y.metrics["test_acc"]
+        for x, y in zip(rs.runs[:8], rs.runs[8:16], strict=True)
+    ]
+    sd = float(np.std(d, ddof=1))
+    assert c["paired"] and c["power"] == pytest.approx(power(np.mean(d) / sd, 8))
+    assert c["seeds_for_power"] == seeds_needed(np.mean(d), sd)
+    assert c["detectable"] == pytest.approx(detectable(sd, 8))
 
     figures = draw(numbers, rs, tmp_path)
     assert {"hist_aaa", "conv_aaa", "expected_max", "selection_contrast"} <= set(figures)
@@ -79,6 +92,7 @@ def test_report_numbers_figures_and_escaping(tmp_path: Path) -> None:
     assert EVIL not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
     assert page.count("data:image/png;base64,") == len(figures)  # self-contained
     assert "seed-tuned" in page and "Protocol audit" in page
+    assert "detectable difference (80 % power)" in page and "seeds for 80 % power" in page
 
 
 def test_every_number_is_the_same_whatever_the_stores_row_order() -> None:

@@ -18,8 +18,6 @@ from seedhp.stats.strategies import (
     p_text,
     percentile,
     pooled,
-    power,
-    replicates_for_power,
     rows,
     seed_differences,
     sign_flip,
@@ -178,19 +176,6 @@ def test_the_exact_sign_flip_p_enumerates_every_sign_pattern() -> None:
     assert sign_flip(x) == pytest.approx(hits / 16)
     many = list(np.random.default_rng(1).normal(0.5, 1, 20))  # sampled above EXACT_UP_TO
     assert 0 < sign_flip(many) < 0.2 and math.isnan(sign_flip([0.0, 0.0]))
-
-
-def test_power_agrees_with_a_simulation_and_the_needed_replicates_reach_it() -> None:
-    rng = np.random.default_rng(0)
-    effect, n = 0.8, 12
-    sims = rng.normal(effect, 1.0, size=(20_000, n))
-    simulated = np.mean(sps.ttest_1samp(sims, 0.0, axis=1).pvalue < 0.05)
-    assert power(effect, n) == pytest.approx(simulated, abs=0.01)
-    k = replicates_for_power(effect)
-    assert k is not None and power(effect, k) >= 0.8 > power(effect, k - 1)
-    half = replicates_for_power(effect / 2)
-    assert half is not None and half > 3 * k  # about 4x the replicates for half the effect
-    assert replicates_for_power(0.0) is None and replicates_for_power(1e-4) is None
 
 
 def test_p_values_below_a_thousandth_are_printed_so() -> None:
