@@ -1,4 +1,5 @@
-"""The `seedhp` command: `seedhp report` and `seedhp reseed` (training is `python -m seedhp`)."""
+"""The `seedhp` command: `seedhp report`, `seedhp reseed` and `seedhp plan` (training is
+`python -m seedhp`)."""
 
 from __future__ import annotations
 
@@ -62,6 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     _source_args(reseed)
     reseed.add_argument("--seeds", type=int, required=True, help="fresh seeds per winner")
     reseed.add_argument("--no-report", action="store_true", help="do not write the report after")
+    planner = sub.add_parser(
+        "plan",
+        help="how many seeds per configuration a difference needs, from a pilot sweep or study",
+    )
+    _source_args(planner)
+    planner.add_argument(
+        "--difference",
+        type=float,
+        required=True,
+        help="the difference to detect, in the metric's unit (0.003: 0.3 accuracy points)",
+    )
+    planner.add_argument("--metric", help="the metric (default: the pilot's objective)")
     args = parser.parse_args(argv)
     remember(sys.argv[1:] if argv is None else argv)
     with exit_on_fault():  # a full disk, a read-only store, refused credentials: one line
@@ -71,12 +84,14 @@ def main(argv: list[str] | None = None) -> int:
 def _command(args: argparse.Namespace) -> int:
     try:
         if args.study and len(args.study) > 1:
-            if args.command == "reseed":
-                raise ConfigError("--study", args.study, "reseed takes one study")
+            if args.command in ("reseed", "plan"):
+                raise ConfigError("--study", args.study, f"{args.command} takes one study")
             return _contrast(args)
         tracker, parent = _source(args)
         if tracker.read_only() is None:  # a read-only store is read as it is
             tracker.reap()
+        if args.command == "plan":
+            return _plan(args, tracker, parent)
         if args.command == "reseed":
             _reseed(args, tracker, parent)
             if args.no_report:
@@ -109,6 +124,18 @@ def _command(args: argparse.Namespace) -> int:
         print(f"seedhp: error: {one_line(err)}", file=sys.stderr)
         return 2
     print(f"Report: {path}")
+    return 0
+
+
+def _plan(args: argparse.Namespace, tracker: Tracker, parent: str | None) -> int:
+    from seedhp.report.sizing import format_needs, needs
+
+    rs = collect(tracker, parent, "--study" if args.study else "--run")
+    metric = args.metric or rs.objective
+    source = (
+        f"{len(rs.runs)} seed-runs of {rs.title}" if parent else f"{len(rs.runs)} seed-runs"
+    )
+    print(format_needs(needs(rs, args.difference, metric), args.difference, metric, source))
     return 0
 
 

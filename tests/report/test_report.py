@@ -289,3 +289,30 @@ def test_report_and_reseed_commands_in_every_form(tmp_path: Path) -> None:
     numbers = json.loads((tmp_path / "all" / "report.json").read_text())
     assert numbers["kind"] == "experiment"
     assert sum(c["objective"]["n"] for c in numbers["configurations"]) == 8  # fresh ones apart
+    # seedhp plan: the seeds a difference needs, from this sweep as a pilot
+    planned = seedhp(["plan", "--run", pid, "--difference", "0.003"], tmp_path)
+    assert planned.returncode == 0, planned.stderr
+    finished = [
+        r
+        for r in all_runs(outputs)
+        if r.data.tags.get("seedhp.status") == "finished" and "config_id" in r.data.tags
+    ]
+    for cid in originals:
+        scores = [r.data.metrics["val_acc"] for r in finished if r.data.tags["config_id"] == cid]
+        lr = next(o for o in originals[cid].split() if o.startswith("optimizer.lr="))
+        [row] = [
+            line
+            for line in planned.stdout.splitlines()
+            if line.startswith(lr + " ") and "(paired)" not in line
+        ]
+        n, std, _, need = row.split()[1:5]
+        assert int(n) == len(scores) and float(std) == pytest.approx(
+            np.std(scores, ddof=1), abs=1e-5
+        )
+        assert need == str(seeds_needed(0.003, float(np.std(scores, ddof=1)), paired=False))
+    assert "(paired)" in planned.stdout  # both configurations trained seeds 0-3
+    bad = seedhp(["plan", "--run", pid, "--difference", "0"], tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "seedhp: error: --difference=0.0: a positive difference in val_acc's own unit (0.003 "
+        "for 0.3 accuracy points)"
+    ]
