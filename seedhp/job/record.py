@@ -38,8 +38,9 @@ STUDY = "seedhp.study"
 TRIAL = "seedhp.trial"
 STRATEGY = "seedhp.strategy"  # tuned | averaged | fixed
 REPLICATE = "seedhp.replicate"  # the strategy contrast's replicate (seedhp.sweep.strategies)
+SOURCE = "seedhp.source"  # the sources sweep's arm: the stream it varies, or all
 REUSED_BY = "seedhp.reused_by."  # + parent run id: a sweep that counts this run as its own
-KIND = "seedhp.kind"  # on parent runs: sweep | study | reseed
+KIND = "seedhp.kind"  # on parent runs: sweep | study | reseed | contrast | sources
 # seedhp's own task
 MODEL, DATA = "seedhp.model", "seedhp.data"
 PACK_SIZE = "seedhp.pack_size"

@@ -165,7 +165,7 @@ def _tracking(t: Mapping[str, Any], outputs: Path) -> TrackingSettings:
     if role not in ROLES:
         raise ConfigError("tracking.role", role, f"allowed: {', '.join(ROLES)}")
     tags = {str(k): str(v) for k, v in (t.get("tags") or {}).items()}
-    for key in ("study", "trial", "strategy", "replicate", "reseed_of"):  # seedhp's sweepers
+    for key in ("study", "trial", "strategy", "replicate", "source", "reseed_of"):  # sweepers
         if t.get(key) is not None:
             tags[f"seedhp.{key}"] = str(t[key])
     label = t.get("label")

@@ -140,9 +140,11 @@ def study_parent(storage: str, study_name: str) -> StudySource:
 
 
 def latest_parent(tracker: Tracker) -> str:
-    """The most recent sweep or study parent run of the experiment."""
+    """The most recent sweep, study or sources parent run of the experiment."""
     parents = [  # one search per kind: MLflow's filter has no IN for tags
-        r for kind in ("sweep", "study") for r in tracker.search(f"tags.`seedhp.kind` = '{kind}'")
+        r
+        for kind in ("sweep", "study", "sources")
+        for r in tracker.search(f"tags.`seedhp.kind` = '{kind}'")
     ]
     if not parents:
         raise ConfigError(

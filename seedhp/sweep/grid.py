@@ -12,7 +12,8 @@ import itertools
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,35 @@ def _key(job: Sequence[str], seed_key: str = "seed") -> tuple[str, ...]:
     return without_seed(job, seed_key)
 
 
+# (tracker, parent run, the first configuration's settings, sweep directory, the sweep's
+# seed-runs, each arm's config_ids): writes the arms' page and says where
+ArmsEnd = Callable[[Tracker, str, Target, Path, Sequence[Any], list[list[str]]], None]
+
+
+@dataclass(frozen=True)
+class Arms:
+    """Variants of the whole grid (the sources sweep's): each arm's overrides are appended to
+    every job, so every (configuration, arm) is a configuration of its own (its own config_id,
+    reused and resumed as any other). The parent run is tagged `seedhp.kind` = `kind`, and
+    `at_end` writes the sweep's page in place of the seed report when the sweep finished."""
+
+    overrides: Sequence[Sequence[str]]
+    kind: str
+    at_end: ArmsEnd
+
+    def jobs(self, grid: Sequence[Sequence[str]]) -> list[list[str]]:
+        return [[*job, *arm] for arm in self.overrides for job in grid]
+
+    def config_ids(
+        self, grid: Sequence[Sequence[str]], checked: dict[tuple[str, ...], str], seed_key: str
+    ) -> list[list[str]]:
+        """Each arm's config_ids, one per configuration of the grid, in order."""
+        return [
+            list(dict.fromkeys(checked[_key([*job, *arm], seed_key)] for job in grid))
+            for arm in self.overrides
+        ]
+
+
 def grid_sweep(
     hydra_context: HydraContext,
     config: DictConfig,
@@ -104,12 +134,14 @@ def grid_sweep(
     app: App,
     with_summary: bool = True,
     reuse: bool = True,
+    arms: Arms | None = None,
 ) -> list[Sequence[JobReturn]]:
     parser = OverridesParser.create(config_loader=hydra_context.config_loader)
     key = app.seed_key
     with exit_on_config_error():
         overrides = parser.parse_overrides([f"{k}={v}" for k, v in params.items()] + arguments)
-        jobs = expand(overrides, key)
+        grid = expand(overrides, key)
+        jobs = arms.jobs(grid) if arms else grid
         groups = configurations(jobs, key)
         checked = [  # seedhp's own task: seedhp.job.run.check, before anything trains
             app.target(hydra_context.config_loader.load_sweep_config(config, job))
@@ -136,7 +168,7 @@ def grid_sweep(
     parent = tracker.start_run(
         f"sweep {sweep_dir.name}",
         {
-            "seedhp.kind": "reseed" if settings.tracking.tags.get(record.RESEED_OF) else "sweep",
+            "seedhp.kind": _kind(settings, arms),
             "seedhp.sweep_dir": str(sweep_dir.resolve()),
             "seedhp.command": " ".join(arguments),
             "seedhp.objective": settings.objective,
@@ -160,9 +192,10 @@ def grid_sweep(
             returns.append(launcher.launch(chunk, first + start))
             heap.started()  # no-op where the first pack's probe ended start-up already
             stop_on_config_error(returns[-1])
-        named = at_end.named_by_user(config, arguments)
-        first = next_job_number(sweep_dir, 2 * settings.report.fresh_seeds)  # both winners
-        at_end.reseed(tracker, parent, settings, launcher, first, named)
+        if arms is None:  # the arms of one configuration have no winners to re-run
+            named = at_end.named_by_user(config, arguments)
+            first = next_job_number(sweep_dir, 2 * settings.report.fresh_seeds)  # both winners
+            at_end.reseed(tracker, parent, settings, launcher, first, named)
         status = "FINISHED"
     except BaseException as err:
         if faults.stopped(err):  # Ctrl-C, SIGTERM, a full disk: interrupted, not failed
@@ -174,18 +207,21 @@ def grid_sweep(
         summaries = _close_parent(
             tracker, parent, settings, sweep_dir, status, failed, len(done), runs
         )
-        report = (
-            at_end.report(tracker, parent, settings, sweep_dir, runs)
-            if status == "FINISHED"
-            else None
-        )
         if with_summary:
-            print(
-                _report(summaries, settings, tracker, parent, sweep_dir, failed, len(done)),
-                flush=True,
+            # an arm that holds a source still may give identical runs: its page says so
+            text = _report(
+                summaries, settings, tracker, parent, sweep_dir, failed, len(done), arms is None
             )
-        if report is not None:
-            print(f"Report: {report}", flush=True)
+            print(text, flush=True)
+        if status == "FINISHED" and arms is not None:
+            ids = {k: t.config_id for k, t in zip(groups, checked, strict=True)}
+            arms.at_end(
+                tracker, parent, settings, sweep_dir, runs, arms.config_ids(grid, ids, key)
+            )
+        elif status == "FINISHED":
+            report = at_end.report(tracker, parent, settings, sweep_dir, runs)
+            if report is not None:
+                print(f"Report: {report}", flush=True)
     if failed and not any(s.n for s in summaries):
         first = failed[0]._return_value
         raise SystemExit(
@@ -195,6 +231,12 @@ def grid_sweep(
             "(tag seedhp.error) and its job log"
         )
     return returns
+
+
+def _kind(settings: Target, arms: Arms | None) -> str:
+    if arms is not None:
+        return arms.kind
+    return "reseed" if settings.tracking.tags.get(record.RESEED_OF) else "sweep"
 
 
 def _finished(
@@ -308,9 +350,11 @@ def _report(
     sweep_dir: Path,
     failed: list[JobReturn],
     n_reused: int,
+    warn_ignored: bool = True,
 ) -> str:
     lines = ["", format_table(summaries, settings.objective)]
-    lines += [f"warning: {w}" for w in seed_ignored(summaries, settings.objective)]
+    if warn_ignored:
+        lines += [f"warning: {w}" for w in seed_ignored(summaries, settings.objective)]
     if n_reused:
         lines.append(
             f"{n_reused} seed-run(s) had finished before and were reused, not trained again "
