@@ -12,7 +12,7 @@ STORE  := sqlite:///$(CURDIR)/outputs/mlflow.db
 STUDIES := sqlite:///$(CURDIR)/outputs/optuna.db
 SEARCH ?= averaged
 
-.PHONY: help run data picard search dashboard test test-all lint docs ui clean bench services services-stop
+.PHONY: help run data picard search dashboard test test-all lint reference docs ui clean bench services services-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ dashboard: $(STAMP) ## optuna-dashboard on the project's studies (http://127.0.0
 
 test: $(STAMP) ## the test suite without `slow` tests, on 2 workers (about 4½ minutes on 2 cores)
 	$(PY) -m pytest -q -n 2
+
+reference: $(STAMP) ## docs/reference.md from conf/ and the plugins' settings (a test checks it is current)
+	$(PY) -m tests.docs_reference > docs/reference.md
 
 docs: $(STAMP) ## the documentation site into site/ (mkdocs build --strict: a broken link fails)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet

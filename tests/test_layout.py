@@ -10,6 +10,7 @@ import pytest
 import seedhp
 
 PACKAGE = Path(seedhp.__file__).resolve().parent
+ROOT = PACKAGE.parent
 IMPORT = re.compile(r"^\s*(?:from|import)\s+([\w.]+)", re.MULTILINE)
 
 
@@ -89,3 +90,28 @@ def test_the_readme_is_a_front_page_whose_links_reach_the_documentation() -> Non
     nav = (root / "mkdocs.yml").read_text()
     pages = {p.name for p in (root / "docs").glob("*.md")}
     assert pages and all(f": {page}" in nav for page in pages)  # every page in the site's nav
+
+
+def test_the_configuration_reference_is_generated_from_the_config() -> None:
+    from tests.docs_reference import page, plugin_rows, yaml_rows
+
+    committed = (ROOT / "docs" / "reference.md").read_text()
+    assert committed == page(), "docs/reference.md is stale: run `make reference`"
+    # every key a user can set says what it is (STYLE.md): a comment beside it in conf/
+    bare = [
+        f"{path.relative_to(ROOT)}: {r.key}"
+        for path in sorted((ROOT / "conf").rglob("*.yaml"))
+        for r in yaml_rows(path.read_text())[1]
+        if r.value
+        and not r.note
+        and not r.key.endswith("_target_")
+        and not r.value.startswith("- override")
+    ]
+    bare += [
+        f"{path.relative_to(ROOT)}: {c}.{r.key}"
+        for path in sorted((ROOT / "hydra_plugins" / "seedhp").glob("*.py"))
+        for c, rows in plugin_rows(path.read_text()).items()
+        for r in rows
+        if r.key and not r.note
+    ]
+    assert not bare, bare

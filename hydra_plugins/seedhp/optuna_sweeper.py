@@ -65,6 +65,7 @@ class OptunaSweeperConf:
     _target_: str = "hydra_plugins.seedhp.optuna_sweeper.OptunaSweeper"
     _recursive_: bool = False  # the sampler's and pruner's _target_ are built by seedhp, checked
     defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tpe"}, {"pruner": "none"}])
+    # the sampler and pruner config groups chosen by default
     sampler: Any = MISSING  # hydra/sweeper/sampler=<name>, or _target_ + its arguments
     pruner: Any = MISSING  # hydra/sweeper/pruner=<name>, or _target_ + its arguments
     direction: Any = None  # minimize | maximize | a list of them; null: from the objective's name
@@ -73,9 +74,8 @@ class OptunaSweeperConf:
     storage: Optional[str] = None  # null: in memory (as Optuna); sqlite:///optuna.db persists
     seed_strategy: Optional[str] = None  # tuned | averaged | fixed | none; null: tuned when
     # the seed is searched, else none (another app) or tuned (seedhp's own)
-    seed_pool: Any = (
-        100  # averaged: the seeds every trial shares: N (0..N-1), [a,b,..], "range(a,b)"
-    )
+    seed_pool: Any = 100  # averaged: the seeds every trial shares: N (0..N-1), [a,b,..],
+    # or "range(a,b)"
     seeds_per_trial: int = 5  # averaged: a trial's seeds are the pool's first ones
     aggregate: str = "mean"  # averaged: mean | median | iqm | min (the worst seed)
     heartbeat_seconds: int = 10  # a trial silent for 6x this in the storage is failed

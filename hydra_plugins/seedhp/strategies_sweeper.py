@@ -24,6 +24,7 @@ class StrategiesSweeperConf:
     _target_: str = "hydra_plugins.seedhp.strategies_sweeper.StrategiesSweeper"
     replicates: int = 10  # draws of the whole protocol (seeds, sampler seed, split, test part)
     strategies: List[str] = field(default_factory=lambda: ["tuned", "averaged", "fixed"])
+    # the arms: one study per replicate and strategy
     budgets: List[int] = field(default_factory=lambda: [24, 72, 216])  # seed-runs per study
     budget: Optional[int] = None  # one budget: the same as budgets=[N]
     seeds_per_trial: int = 3  # averaged: k, the seeds every trial of a study shares
@@ -36,12 +37,13 @@ class StrategiesSweeperConf:
     startup_share: float = 0.4  # a sampler other than random: its start-up share of each study
     name: Optional[str] = None  # null: derived from the space and settings, so a re-run resumes
     sampler: SamplerConf = field(default_factory=lambda: SamplerConf(name="random"))
+    # every study's sampler; replicate r samples with seed sampler.seed + r
     n_jobs: int = 1  # trials asked (and their seed-runs launched) at a time
-    pruner: PrunerConf = field(default_factory=PrunerConf)
+    pruner: PrunerConf = field(default_factory=PrunerConf)  # every study's pruner (none)
     direction: Optional[str] = None  # null: from train.objective
     storage: Optional[str] = None  # null: sqlite:///<abs paths.outputs>/optuna.db
-    heartbeat_seconds: int = 10
-    max_failure_rate: float = 0.5
+    heartbeat_seconds: int = 10  # a trial silent for 6x this in the storage is failed
+    max_failure_rate: float = 0.5  # stop a study when more of its trials failed (after 5)
     params: Optional[Dict[str, str]] = None  # the search space; the command line wins
 
 

@@ -132,9 +132,7 @@ def _plan(args: argparse.Namespace, tracker: Tracker, parent: str | None) -> int
 
     rs = collect(tracker, parent, "--study" if args.study else "--run")
     metric = args.metric or rs.objective
-    source = (
-        f"{len(rs.runs)} seed-runs of {rs.title}" if parent else f"{len(rs.runs)} seed-runs"
-    )
+    source = f"{len(rs.runs)} seed-runs of {rs.title}" if parent else f"{len(rs.runs)} seed-runs"
     print(format_needs(needs(rs, args.difference, metric), args.difference, metric, source))
     return 0
 
