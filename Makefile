@@ -12,7 +12,7 @@ STORE  := sqlite:///$(CURDIR)/outputs/mlflow.db
 STUDIES := sqlite:///$(CURDIR)/outputs/optuna.db
 SEARCH ?= averaged
 
-.PHONY: help run data picard search dashboard test test-all lint reference docs ui clean bench services services-stop
+.PHONY: help run data picard search dashboard test test-all lint reference figures docs ui clean bench services services-stop
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ test: $(STAMP) ## the test suite without `slow` tests, on 2 workers (about 4½ m
 
 reference: $(STAMP) ## docs/reference.md from conf/ and the plugins' settings (a test checks it is current)
 	$(PY) -m tests.docs_reference > docs/reference.md
+
+figures: $(STAMP) ## docs/img/report-*.png: the report's figures, drawn on digits by the sweep docs/report.md shows
+	$(PY) -m tests.docs_figures docs/img
 
 docs: $(STAMP) ## the documentation site into site/ (mkdocs build --strict: a broken link fails)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet

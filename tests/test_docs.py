@@ -42,3 +42,18 @@ def test_a_marked_docs_block_runs(block: str, tmp_path: Path) -> None:
 
 def test_the_docs_mark_blocks_to_run() -> None:
     assert any("sources-and-power.md" in p.id for p in blocks())  # type: ignore[operator]
+
+
+@pytest.mark.slow
+def test_the_docs_figures_are_drawn_by_the_sweep_the_docs_show(tmp_path: Path) -> None:
+    from tests.docs_figures import NAMES, SWEEP, draw
+
+    page = (ROOT / "docs" / "report.md").read_text()
+    shown = " ".join(a if "=range" not in a else f"'{a}'" for a in SWEEP)
+    assert f"python -m seedhp {shown}" in page  # the figures are that command's
+    written = draw(tmp_path)
+    assert [p.name for p in written] == [target for _, target in NAMES]
+    for p in written:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (ROOT / "docs" / "img" / p.name).exists()  # committed, and shown in the page
+        assert f"img/{p.name}" in page
