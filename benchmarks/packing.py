@@ -12,7 +12,9 @@ Training only: no Hydra, no MLflow (benchmarks/sweep_overhead.py measures those)
 trains `--alone` seeds, the packed run `--seeds` seeds (in packs of `--pack`); each is timed
 after a warm-up pack of its own size (first-call costs: allocator, cuDNN autotuning, compile).
 Achieved TFLOP/s counts one training step's FLOPs with torch.utils.flop_counter (forward and
-backward, K = 1) times the steps, plus the evaluation forwards.
+backward, K = 1) times the steps, plus the evaluation forwards. The same run measures the
+machine's limits: a square fp32 (and bf16) matmul, and torch.bmm at the pack's first Linear
+(K, batch, in) @ (K, in, out); the JSON gives achieved GFLOP/s as a fraction of each.
 """
 
 from __future__ import annotations
@@ -146,6 +148,15 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
     peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None)
     achieved = packed_rate / 3600 * flops / 1e12
+    # the machine's own limits, measured in this run: a large matmul, and a batched matmul at
+    # the pack's first layer (what a packed Linear computes)
+    mm_fp32 = matmul_gflops(device, torch.float32)
+    mm_bf16 = matmul_gflops(device, torch.bfloat16)
+    first = _first_linear(factory, data)
+    pack_bmm = (
+        bmm_gflops(device, pack, args.batch_size, *first, dtype=torch.float32) if first else None
+    )
+    achieved_gflops = achieved * 1e3
     result = {
         "benchmark": "packing",
         "command": "python " + " ".join(__import__("sys").argv),
@@ -173,6 +184,13 @@ def main() -> None:
         "achieved_tflops": round(achieved, 3),
         "bf16_peak_tflops": peak,
         "fraction_of_bf16_peak": round(achieved / peak, 4) if peak else None,
+        "achieved_gflops": round(achieved_gflops, 1),
+        "matmul_fp32_gflops": round(mm_fp32, 1),
+        "matmul_bf16_gflops": round(mm_bf16, 1) if mm_bf16 else None,
+        "fraction_of_matmul_fp32": round(achieved_gflops / mm_fp32, 4),
+        "pack_bmm_shape": [pack, args.batch_size, *first] if first else None,
+        "pack_bmm_gflops": round(pack_bmm, 1) if pack_bmm else None,
+        "fraction_of_pack_bmm": round(achieved_gflops / pack_bmm, 4) if pack_bmm else None,
         "device": name,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -249,6 +267,63 @@ def _flops_per_seed_run(
     forward_per_example = per_step / settings.batch_size / 3  # backward ~ 2x forward
     evals = (len(data.val) * settings.epochs + len(data.test)) * forward_per_example
     return per_step * steps + evals
+
+
+def matmul_gflops(device: torch.device, dtype: torch.dtype, repeats: int = 7) -> float:
+    """The median GFLOP/s of a square matmul large enough to reach the device's peak (2048 on
+    a CPU, 8192 on a GPU), over `repeats` timings; 0.0 where the dtype is not supported."""
+    n = 8192 if device.type == "cuda" else 2048
+    try:
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
+        torch.mm(a, b)
+    except RuntimeError:
+        return 0.0
+    return _median_gflops(lambda: torch.mm(a, b), 2 * n**3, device, repeats)
+
+
+def bmm_gflops(
+    device: torch.device,
+    k: int,
+    batch: int,
+    n_in: int,
+    n_out: int,
+    dtype: torch.dtype = torch.float32,
+    repeats: int = 7,
+) -> float:
+    """The median GFLOP/s of torch.bmm at a pack's first layer: (K, B, in) @ (K, in, out)."""
+    x = torch.randn(k, batch, n_in, device=device, dtype=dtype)
+    w = torch.randn(k, n_in, n_out, device=device, dtype=dtype)
+    return _median_gflops(lambda: torch.bmm(x, w), 2 * k * batch * n_in * n_out, device, repeats)
+
+
+def _median_gflops(op: Any, flop: int, device: torch.device, repeats: int) -> float:
+    op()
+    _sync(device)
+    calls = 1
+    while True:  # enough calls for about 0.2 s per timing (bounded: at most 2**16 calls)
+        tic = time.perf_counter()
+        for _ in range(calls):
+            op()
+        _sync(device)
+        if time.perf_counter() - tic > 0.2 or calls >= 2**16:
+            break
+        calls *= 2
+    rates = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        for _ in range(calls):
+            op()
+        _sync(device)
+        rates.append(flop * calls / (time.perf_counter() - tic) / 1e9)
+    return sorted(rates)[len(rates) // 2]
+
+
+def _first_linear(factory: Any, data: Splits) -> tuple[int, int] | None:
+    """(in, out) features of the model's first layer when it is a Linear (an MLP), else None."""
+    model = models.ModelFactory(factory, "benchmark")(data.shape, data.num_classes)
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d))
+    return (first.in_features, first.out_features) if isinstance(first, torch.nn.Linear) else None
 
 
 def _cpu_name() -> str:

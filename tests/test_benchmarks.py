@@ -90,7 +90,13 @@ def test_sweep_study_and_packing_benchmarks_write_their_json(tmp_path: Path) -> 
             str(tmp_path / "p.json"),
         ]
     )
-    assert json.loads((tmp_path / "p.json").read_text())
+    got = json.loads((tmp_path / "p.json").read_text())
+    # the machine's limits beside what the pack achieved, at the pack's first layer's shape
+    assert got["matmul_fp32_gflops"] > 0 and got["pack_bmm_shape"] == [4, 64, 64, 128]
+    peak = got["matmul_fp32_gflops"]
+    assert got["fraction_of_matmul_fp32"] == pytest.approx(  # achieved is rounded to 0.1
+        got["achieved_gflops"] / peak, abs=0.06 / peak + 1e-4
+    )
 
 
 def test_gpu_script_passes_only_arguments_its_commands_accept(tmp_path: Path) -> None:
