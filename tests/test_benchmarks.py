@@ -147,3 +147,21 @@ argparse.ArgumentParser.parse_args = parse_then_stop
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
+
+
+def test_the_sources_cost_benchmark_writes_its_ratio(tmp_path: Path) -> None:
+    out = tmp_path / "c.json"
+    _run(["benchmarks/sources_cost.py", "--n", "2", "--repeats", "1", "--out", str(out)])
+    got = json.loads(out.read_text())
+    assert got["seed_runs_each"] == 12
+    assert got["ratio_sources_to_plain"] == pytest.approx(
+        got["median_wall_seconds"]["sources"] / got["median_wall_seconds"]["plain"]
+    )
+    assert set(got["train_seconds_per_arm_last_repeat"]["sources"]) == {
+        "init",
+        "data",
+        "augment",
+        "dropout",
+        "split",
+        "all",
+    }
