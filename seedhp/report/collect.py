@@ -43,10 +43,24 @@ class RunSet:
     tracking_uri: str = ""  # the store it came from, passwords redacted
     experiment: str = "seedhp"
     own_app: bool = True  # seedhp's own task: its final-only objectives have val_acc's curve
+    direction: str | None = None  # the study's own (tag seedhp.direction), over the name's
 
     @property
     def maximize(self) -> bool:
+        """Higher is better: as the study was told (direction), else from the name."""
+        if self.direction in ("maximize", "minimize"):
+            return self.direction == "maximize"
         return maximize(self.objective)
+
+    @property
+    def maximize_test(self) -> bool:
+        """The test metric's direction: the objective's when it is the objective's test
+        counterpart (val_acc -> test_acc, or a study's own metric), else from its name."""
+        if self.direction in ("maximize", "minimize") and (
+            self.test_metric in (self.objective, test_metric_of(self.objective))
+        ):
+            return self.maximize
+        return maximize(self.test_metric)
 
     @property
     def curve_metric(self) -> str:
@@ -106,6 +120,7 @@ def collect(
         tracking_uri=redact(tracker.uri),
         experiment=tracker.experiment_name,
         own_app=not seed_runs or any("train.objective" in r.data.params for r in seed_runs),
+        direction=tags.get("seedhp.direction"),
     )
 
 

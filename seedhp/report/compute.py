@@ -16,7 +16,6 @@ from seedhp.report.collect import RunSet
 from seedhp.stats import core as stats
 from seedhp.stats.contrast import FRESH_ROLES, SeedRun, audit, compare, group, select
 from seedhp.stats.power import detectable
-from seedhp.stats.summary import maximize
 
 MAX_FIGURED = 12  # configurations that get their own histogram and convergence figure
 
@@ -74,10 +73,10 @@ def compute(
             for c in compare(
                 rs.runs,
                 test,
-                maximize(test),
+                rs.maximize_test,
                 random_state=opt.random_state,
                 chosen_by=obj,  # which configurations: chosen on validation, never on test
-                maximize_chosen_by=maximize(obj),
+                maximize_chosen_by=rs.maximize,
             )
         ],
         "ensembles": _ensembles(rs, order, preds, opt, labels),

@@ -70,7 +70,14 @@ def needs(rs: RunSet, difference: float, metric: str) -> list[Need]:
             rs.parent_id or "--all",
             f"a pilot needs one configuration with at least 2 finished seeds of {metric}",
         )
-    sign = 1 if maximize(metric) else -1
+    up = (
+        rs.maximize
+        if metric == rs.objective
+        else rs.maximize_test
+        if metric == rs.test_metric
+        else maximize(metric)
+    )
+    sign = 1 if up else -1
     order = sorted(usable, key=lambda c: (-sign * statistics.fmean(usable[c].values()), c))
     labels = short_labels({c: labels[c] for c in order})  # what differs between them
     out = [_need(labels[c], c, list(usable[c].values()), difference, False) for c in order]

@@ -316,3 +316,18 @@ def test_report_and_reseed_commands_in_every_form(tmp_path: Path) -> None:
         "seedhp: error: --difference=0.0: a positive difference in val_acc's own unit (0.003 "
         "for 0.3 accuracy points)"
     ]
+
+
+def test_a_study_told_to_minimise_is_reported_lowest_first() -> None:
+    # seedhp.optimize(direction="minimize") with its metric named `value`: the name says
+    # nothing, the study's direction (tag seedhp.direction) decides
+    runs = [
+        SeedRun(f"{cid}{s}", cid, f"f x={cid}", s, "finished", "trial", {"value": v + 0.01 * s})
+        for cid, v in (("low", 0.1), ("high", 0.9))
+        for s in range(4)
+    ]
+    rs = RunSet("study s", "study", "p", "value", "value", runs, direction="minimize")
+    numbers = compute(rs, {}, {}, Options())
+    assert not numbers["maximize"] and numbers["configurations"][0]["config_id"] == "low"
+    assert [s["config_id"] for s in numbers["selections"]] == ["low", "low"]
+    assert numbers["comparisons"][0]["a"] == "low"  # the better one first: the lower
