@@ -335,6 +335,7 @@ def _settings(
         objective_key=objective_key,
         max_failure_rate=float(rate),
         objective_name=name,
+        objective_code=_objective_code(objective),
         sampler=_short_name(sampler, SAMPLER_CLASSES, "tpe"),
         pruner=pruner_label,
         epochs_pruned=strategy in ("tuned", "fixed") and pruner_label != "none",
@@ -402,6 +403,25 @@ def _objective_name(objective: Objective) -> str:
             module = Path(inspect.getfile(objective)).stem
     qualname = getattr(objective, "__qualname__", None) or type(objective).__qualname__
     return f"{module}:{qualname}"
+
+
+def _objective_code(objective: Objective) -> str:
+    """A hash of the objective's source (or, without one, its bytecode and constants), part of
+    every config_id: a finished seed-run of an objective since edited is not reused as if it
+    were the same configuration. Code the objective calls is not covered (docs/plain-optuna)."""
+    target = (
+        objective
+        if inspect.isfunction(objective) or inspect.ismethod(objective)
+        else type(objective)
+    )
+    try:
+        text = inspect.getsource(target)
+    except (TypeError, OSError):  # defined at a prompt or in `python -c`: its bytecode
+        code = getattr(objective, "__code__", None)
+        if code is None:
+            return ""
+        text = code.co_code.hex() + repr(code.co_consts)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _default_name(objective: str, strategy: str, seeds: Sequence[int]) -> str:

@@ -73,6 +73,7 @@ class Settings:
     objective_key: str | None
     max_failure_rate: float
     objective_name: str  # module:qualname, part of every config_id
+    objective_code: str  # a hash of its source, part of every config_id (edited: new ids)
     sampler: str
     pruner: str
     epochs_pruned: bool  # tuned/fixed with a pruner: seedhp.report_epoch reports to it
@@ -714,7 +715,14 @@ def _params(trial: Trial) -> dict[str, Any]:
 def _config_id(ctx: _Context, trial: Trial) -> str:
     """The configuration's id (seedhp.job.identity.config_id): the objective's name and the
     trial's parameters without the seed."""
-    return config_id({"objective": ctx.s.objective_name, "params": _params(trial)}, ())
+    return config_id(
+        {
+            "objective": ctx.s.objective_name,
+            "code": ctx.s.objective_code,
+            "params": _params(trial),
+        },
+        (),
+    )
 
 
 def _finished(ctx: _Context, trial: Trial, seed: int) -> tuple[float, str | None] | None:

@@ -624,3 +624,19 @@ def test_the_overhead_benchmark_writes_its_numbers(tmp_path: Path) -> None:
     assert got["added_ms_per_trial"] == pytest.approx(
         got["seedhp"]["steady_ms_per_trial"] - got["plain"]["steady_ms_per_trial"], abs=0.02
     )
+
+
+def test_an_edited_objective_does_not_reuse_the_old_ones_runs() -> None:
+    # the same name and parameters, another body: another configuration (the source is hashed)
+    import seedhp.optuna_api as api
+
+    def f(trial: optuna.Trial, seed: int) -> float:
+        return trial.suggest_float("x", 0, 1)
+
+    first = api._objective_code(f)
+
+    def f(trial: optuna.Trial, seed: int) -> float:  # type: ignore[no-redef]
+        return trial.suggest_float("x", 0, 1) + 1
+
+    assert first and api._objective_code(f) != first
+    assert api._objective_code(lambda trial, seed: 0.0)  # a lambda has one too
