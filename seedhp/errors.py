@@ -27,7 +27,7 @@ def exit_on_config_error() -> Iterator[None]:
 
 
 def one_line(err: ConfigError) -> str:
-    """The error as one line, scrubbed of passwords (seedhp.job.urls)."""
-    from seedhp.job.urls import scrub  # seedhp.job.urls raises ConfigError itself
+    """The error as one line, scrubbed of passwords (seedhp.secrets)."""
+    from seedhp.secrets import scrub
 
     return " ".join(scrub(str(err)).split())

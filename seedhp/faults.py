@@ -17,7 +17,7 @@ import errno
 import os
 import sys
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from seedhp.job.urls import redact, scrub, sqlite_file
@@ -73,6 +73,18 @@ def stopped(err: BaseException) -> bool:
     """Ctrl-C, SIGTERM or a fault: the command was stopped (its runs interrupted), it did not
     fail."""
     return isinstance(err, KeyboardInterrupt) or fault_of(err) is not None
+
+
+# what ends this process's open runs before it exits (seedhp.job.tracking registers its
+# close_open_runs when it is imported; before that no run is open): reason -> runs left open
+_CLOSERS: list[Callable[[str], int]] = []
+
+
+def closes_runs(close: Callable[[str], int]) -> Callable[[str], int]:
+    """Register `close(reason) -> runs it could not end`, run by exit_on_fault."""
+    if close not in _CLOSERS:
+        _CLOSERS.append(close)
+    return close
 
 
 _STORES: dict[str, str] = {}  # key -> URI of each store this process opened
@@ -169,13 +181,12 @@ def _first_line(e: BaseException) -> str:
 def exit_on_fault() -> Iterator[None]:
     """At an outer edge: a fault is one line and exit status 1; any other error keeps its
     traceback. Either way this process's open runs are ended first."""
-    from seedhp.job.tracking import close_open_runs
-
     try:
         yield
     except (Exception, Fault) as err:
         line = err.line if isinstance(err, Fault) else describe(err)
-        left = close_open_runs(line or _first_line(err))
+        reason = line or _first_line(err)
+        left = sum(close(reason) for close in _CLOSERS)
         if line is None:
             raise
         if left:

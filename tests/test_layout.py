@@ -115,3 +115,45 @@ def test_the_configuration_reference_is_generated_from_the_config() -> None:
         if r.key and not r.note
     ]
     assert not bare, bare
+
+
+FROM = re.compile(r"^\s*from\s+(seedhp[\w.]*)\s+import\s+(\([^)]*\)|[^\n]+)", re.MULTILINE)
+PLAIN = re.compile(r"^\s*import\s+(seedhp[\w.]*)", re.MULTILINE)
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """seedhp's modules -> the seedhp modules each imports, at its top, inside a function or
+    under TYPE_CHECKING (`from seedhp.x import y` names seedhp.x.y when that is a module)."""
+    mods = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in PACKAGE.rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for m, path in mods.items():
+        text = path.read_text()
+        for pkg, names in FROM.findall(text):
+            words = [w.split(" as ")[0].strip() for w in re.split(r"[,()\n]+", names)]
+            words = [w for w in words if w and not w.startswith("#")]
+            subs = {f"{pkg}.{w}" for w in words if f"{pkg}.{w}" in mods}
+            graph[m] |= subs | ({pkg} if len(subs) < len(words) and pkg in mods else set())
+        graph[m] |= {t for t in PLAIN.findall(text) if t in mods}
+        graph[m].discard(m)
+    return graph
+
+
+def test_no_modules_import_each_other_in_a_circle() -> None:
+    graph = _module_graph()
+    circles = []
+    for start in sorted(graph):  # a path from a module back to itself (bounded: a DFS)
+        seen: set[str] = set()
+        todo = [(start, [start])]
+        while todo:
+            node, path = todo.pop()
+            for nxt in sorted(graph[node]):
+                if nxt == start:
+                    circles.append(" -> ".join([*path, start]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    todo.append((nxt, [*path, nxt]))
+    assert not circles, circles[:5]
+    assert "seedhp.sweep.study_context" in graph["seedhp.sweep.study_storage"]  # graph is read

@@ -452,6 +452,7 @@ def _heartbeat(uri: str) -> _Heartbeat:
     return _HEARTBEATS[uri]
 
 
+@faults.closes_runs  # exit_on_fault ends this process's runs before it exits
 def close_open_runs(reason: str) -> int:
     """End every run this process still has open, in every store, as interrupted (KILLED,
     `seedhp.interrupted` = reason): what a process does before it exits on a fault, so that

@@ -48,6 +48,7 @@ from seedhp.sweep import at_end
 from seedhp.sweep.app import App, stop_on_config_error
 from seedhp.sweep.plain import extend, job_failed
 from seedhp.sweep.space import SearchSpace, end_variants, override_of, sweep_space
+from seedhp.sweep.study_context import StudyContext
 from seedhp.sweep.study_record import (
     finish,
     fmt_scores,
@@ -86,26 +87,6 @@ class TrialOutcome:
     pruned_epoch: int | None = None  # tuned/fixed: the epoch a seed-run was stopped after
     pruned_value: float = math.nan  # ... and the value it reported then
     config_id: str | None = None  # of its seed-runs: where it stands among tied trials
-
-
-@dataclass
-class StudyContext:
-    hydra_context: HydraContext
-    config: DictConfig
-    launcher: Launcher
-    app: App
-    settings: StudySettings
-    study: optuna.Study
-    tracker: Tracker
-    parent: str
-    sweep_dir: Path
-    returns: list[JobReturn] = field(default_factory=list)
-    asked: int = 0  # trials this process ran
-    seed_warned: bool = False  # the app seems to ignore its seed: said once
-    traceback_shown: bool = False  # a failed job's traceback goes to stderr once
-    failed: int = 0  # ... of which failed (an error, or every seed diverged)
-    replicate: int | None = None  # the strategy contrast's replicate, tagged on every seed-run
-    job_offset: int = 0  # added to job numbers: studies sharing a sweep directory stay apart
 
 
 def optuna_sweep(

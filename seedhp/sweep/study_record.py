@@ -21,7 +21,7 @@ from seedhp.sweep.study_storage import FINISHED, count_trials
 from seedhp.sweep.tracked import Target
 
 if TYPE_CHECKING:
-    from seedhp.sweep.study import StudyContext
+    from seedhp.sweep.study_context import StudyContext
 
 
 log = logging.getLogger("seedhp")

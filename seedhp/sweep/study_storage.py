@@ -25,7 +25,7 @@ from seedhp.sweep.space import SearchSpace, override_of
 from seedhp.sweep.study_settings import StudySettings, make_pruner, make_sampler
 
 if TYPE_CHECKING:
-    from seedhp.sweep.study import StudyContext
+    from seedhp.sweep.study_context import StudyContext
 
 
 log = logging.getLogger("seedhp")
