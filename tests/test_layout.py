@@ -157,3 +157,10 @@ def test_no_modules_import_each_other_in_a_circle() -> None:
                     todo.append((nxt, [*path, nxt]))
     assert not circles, circles[:5]
     assert "seedhp.sweep.study_context" in graph["seedhp.sweep.study_storage"]  # graph is read
+
+
+def test_the_version_is_the_changelogs_newest() -> None:
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    released = re.findall(r"^## \[(\d+\.\d+\.\d+)\] - ", changelog, re.MULTILINE)
+    declared = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert released and declared and released[0] == declared[1] == seedhp.__version__
