@@ -53,7 +53,6 @@ from typing import Any
 import optuna
 
 from seedhp.errors import ConfigError
-from seedhp.job.urls import MASK, redact
 from seedhp.job.values import check_seed
 from seedhp.optuna_loop import DEFAULT_METRIC, Objective, Settings, default_store, run
 from seedhp.stats import aggregate as aggregates
@@ -238,22 +237,10 @@ def report(
 
 
 def _study_store(given: str | None, recorded: str | None) -> str:
-    """The study's MLflow store: given, else recorded (without its password: the URI it
-    stands for is MLFLOW_TRACKING_URI's, or must be given), else the default."""
-    import os
+    """tracking_uri, else the store the study recorded (seedhp.report.collect.study_store)."""
+    from seedhp.report.collect import study_store
 
-    if given or not recorded:
-        return given or default_store()
-    if MASK not in recorded:
-        return recorded
-    env = os.environ.get("MLFLOW_TRACKING_URI", "")
-    if env and redact(env) == recorded:
-        return env
-    raise ConfigError(
-        "tracking_uri",
-        recorded,
-        "the study records its MLflow store without the password: give tracking_uri=...",
-    )
+    return study_store(given, recorded, default_store(), "tracking_uri", "give tracking_uri=...")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from seedhp.job.record import PARENT as PARENT_TAG
 from seedhp.job.record import read_seed_run, role
 from seedhp.job.reuse import reused_runs, sweep_runs
 from seedhp.job.tracking import Tracker
-from seedhp.job.urls import redact
+from seedhp.job.urls import MASK, redact
 from seedhp.stats.contrast import SeedRun
 from seedhp.stats.summary import latest_per_seed, maximize, test_metric_of
 
@@ -131,6 +132,24 @@ class StudySource:
     run_id: str
     tracking_uri: str | None
     experiment: str | None
+
+
+def study_store(
+    given: str | None, recorded: str | None, default: str, key: str, advice: str
+) -> str:
+    """A study's MLflow store: `given`, else the one the study recorded, else `default`. A
+    study records its store without the password (seedhp.job.urls): the URI it stands for is
+    MLFLOW_TRACKING_URI's, or must be given (ConfigError on `key`, saying `advice`)."""
+    if given or not recorded:
+        return given or default
+    if MASK not in recorded:
+        return recorded
+    env = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if env and redact(env) == recorded:
+        return env
+    raise ConfigError(
+        key, recorded, f"the study records its MLflow store without the password: {advice}"
+    )
 
 
 def study_parent(storage: str, study_name: str) -> StudySource:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shlex
 import subprocess
@@ -22,9 +21,9 @@ from seedhp.job import trust
 from seedhp.job.identity import quote
 from seedhp.job.tracking import Tracker
 from seedhp.job.trust import safe_run_id
-from seedhp.job.urls import MASK, redact, remember
+from seedhp.job.urls import redact, remember
 from seedhp.report import Options, build_report
-from seedhp.report.collect import collect, latest_parent, study_parent
+from seedhp.report.collect import collect, latest_parent, study_parent, study_store
 from seedhp.report.reseed import plan
 from seedhp.stats.contrast import FRESH_ROLES, SeedRun
 
@@ -218,22 +217,9 @@ def _source(args: argparse.Namespace) -> tuple[Tracker, str | None]:
 
 
 def _study_store(given: str | None, recorded: str | None) -> str:
-    """The MLflow store of a study: --tracking-uri, else the one the study recorded. A study
-    records its store without the password (seedhp.job.urls): the URI it stands for is found in
-    MLFLOW_TRACKING_URI, or must be given."""
-    if given or not recorded:
-        return given or _default_store()
-    if MASK not in recorded:
-        return recorded
-    env = os.environ.get("MLFLOW_TRACKING_URI", "")
-    if env and redact(env) == recorded:
-        return env
-    raise ConfigError(
-        "--tracking-uri",
-        recorded,
-        "the study records its MLflow store without the password: give the URI with it "
-        "(--tracking-uri, or MLFLOW_TRACKING_URI)",
-    )
+    """--tracking-uri, else the store the study recorded (seedhp.report.collect.study_store)."""
+    advice = "give the URI with it (--tracking-uri, or MLFLOW_TRACKING_URI)"
+    return study_store(given, recorded, _default_store(), "--tracking-uri", advice)
 
 
 def _dir_name(name: str) -> str:
