@@ -5,8 +5,9 @@ directory, alternated `--repeats` times; medians and their ratio.
 
     python benchmarks/sources_cost.py [--n 10] [--repeats 3] [--out results/x.json] [-- overrides]
 
-The arms that vary `split` (and `all`) give each seed its own validation split, so their seeds
-train one pack per split: one at a time. The per-arm split of the time shows where it goes.
+The arms that vary `split` (and `all`) give each seed its own validation split; their seeds
+still train as one pack (seed k on its own split's rows of one pool). The per-arm training time
+shows where the time goes.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from seedhp.job.settings import Settings, check_seed, flatten, parse, resolve_de
 from seedhp.job.tracking import Finish, Start, Tracker, metric
 from seedhp.job.urls import redact
 from seedhp.job.yaml_text import Entries
-from seedhp.train.data import Source, Splits, check_augment, from_parts, split
+from seedhp.train.data import Source, Splits, check_augment, from_parts, split, split_many
 from seedhp.train.loop import SeedResult, objective_value, train
 from seedhp.train.models import ModelFactory, check_model
 from seedhp.train.probe import Choice, choose_engine
@@ -208,22 +208,15 @@ def train_pack(
     """
     seeds = [check_seed(s) for s in seeds]
     containers = seed_containers(cfg, seeds)
-    by_split = _by_split(seeds, containers)
-    if len(by_split) > 1:  # seeds.split follows the seed: each split's seeds train together
-        log.info(
-            "seeds.split follows the seed: %d seeds on %d validation splits train as %d packs",
-            len(seeds),
-            len(by_split),
-            len(by_split),
-        )
-        values: dict[int, float | BaseException] = {}
-        for group in by_split:
-            own = [infos[seeds.index(s)] for s in group]
-            with _seed_set(cfg, group[0]):
-                out = train_pack(cfg, group, own, on_epoch, on_pack_epoch, attempt)
-            values.update(zip(group, out, strict=True))
-        return [values[s] for s in seeds]
     first, data = check(cfg)
+    splits = _split_streams(seeds, containers)
+    if len(set(splits)) > 1:  # seeds.split follows the seed: seed k's parts are its split's
+        log.info(
+            "seeds.split follows the seed: %d seeds on %d validation splits train as one pack",
+            len(seeds),
+            len(set(splits)),
+        )
+        data = load_pack_splits(cfg, first.val_size, splits, first.draw_test)
     settings = [
         replace(first, seed=s)
         if c.get("seed") == s and _only_seed_differs(c, containers[0])
@@ -347,30 +340,16 @@ def seed_containers(cfg: DictConfig, seeds: Sequence[int]) -> list[dict[str, Any
             cfg.seed = own
 
 
-def _by_split(seeds: Sequence[int], containers: Sequence[dict[str, Any]]) -> list[list[int]]:
-    """The seeds grouped by the validation split they train on (their `split` stream), in
-    order of first appearance: one group unless `seeds.split` follows the seed. A pack shares
-    one data set on the device, so seeds on different splits never share a pack."""
+def _split_streams(seeds: Sequence[int], containers: Sequence[dict[str, Any]]) -> list[int]:
+    """Each seed's validation split (its `split` stream): one value unless `seeds.split`
+    follows the seed."""
     pins = parse(containers[0]).pinned
-    groups: dict[int, list[int]] = {}
-    for s, c in zip(seeds, containers, strict=True):
-        own = pins if c.get("seeds") == containers[0].get("seeds") else parse(c).pinned
-        groups.setdefault(derive_seeds(s, own).split, []).append(s)
-    return list(groups.values())
-
-
-@contextlib.contextmanager
-def _seed_set(cfg: DictConfig, seed: int) -> Any:
-    """`cfg` with its seed set to `seed` for the block (check() loads the split of cfg's own
-    seed), restored after."""
-    own = cfg.get("seed")
-    with read_write(cfg), open_dict(cfg):
-        cfg.seed = seed
-    try:
-        yield
-    finally:
-        with read_write(cfg), open_dict(cfg):
-            cfg.seed = own
+    return [
+        derive_seeds(
+            s, pins if c.get("seeds") == containers[0].get("seeds") else parse(c).pinned
+        ).split
+        for s, c in zip(seeds, containers, strict=True)
+    ]
 
 
 def _only_seed_differs(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -432,8 +411,8 @@ def _train_and_finish(
         return [err] * len(records)
     tracker.finish_many(
         [
-            _finish(tracker, record, result, data)
-            for record, result in zip(records, results, strict=True)
+            _finish(tracker, record, result, data.test.labels(k))
+            for k, (record, result) in enumerate(zip(records, results, strict=True))
         ]
     )
     values: list[float | BaseException] = []
@@ -545,6 +524,20 @@ def load_splits(
     cfg: DictConfig, val_size: int | float, split_seed: int, draw_test: bool = False
 ) -> Splits:
     return _splits(_source_spec(cfg), val_size, split_seed, draw_test)
+
+
+@lru_cache(maxsize=4)
+def _pack_splits(
+    spec: str, val_size: int | float, split_seeds: tuple[int, ...], draw_test: bool
+) -> Splits:
+    return split_many(_source(spec), val_size, split_seeds, draw_test)
+
+
+def load_pack_splits(
+    cfg: DictConfig, val_size: int | float, split_seeds: Sequence[int], draw_test: bool = False
+) -> Splits:
+    """A pack's data when seed k validates on split `split_seeds[k]` (seedhp.train.data)."""
+    return _pack_splits(_source_spec(cfg), val_size, tuple(split_seeds), draw_test)
 
 
 def _source_spec(cfg: DictConfig) -> str:
@@ -696,9 +689,9 @@ class _RunLog:
         self.last_flush = time.monotonic()
 
 
-def _finish(tracker: Tracker, record: _RunLog, result: SeedResult, data: Splits) -> Finish:
+def _finish(tracker: Tracker, record: _RunLog, result: SeedResult, labels: torch.Tensor) -> Finish:
     """A finished seed's last record: the final scores and its status (the test predictions,
-    when kept, as an artifact now); what is pending goes with it."""
+    when kept, with its test part's `labels`, as an artifact now); what is pending goes with it."""
     epochs = len(result.history["val_acc"])
     # a final score that is the last epoch's value is already logged at that step
     finals = [
@@ -712,7 +705,7 @@ def _finish(tracker: Tracker, record: _RunLog, result: SeedResult, data: Splits)
     tags = {"seedhp.status": result.status}
     if result.test_predictions is not None:  # with the labels: a seed ensemble needs nothing else
         tags["seedhp.predictions"] = "test_predictions.json"
-        blob = {"predictions": result.test_predictions, "labels": data.test.y.tolist()}
+        blob = {"predictions": result.test_predictions, "labels": labels.tolist()}
         tracker.log_text(
             record.run_id, json.dumps(blob, separators=(",", ":")), "test_predictions.json"
         )

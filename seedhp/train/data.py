@@ -43,11 +43,29 @@ class Source:
 
 @dataclass(frozen=True)
 class Part:
+    """Examples x (N, *shape) and labels y (N,), every seed's; or, with `rows` (n, K), a pool
+    x, y of which seed k's part is x[rows[:, k]] (seeds of one pack on different splits)."""
+
     x: Tensor
     y: Tensor
+    rows: Tensor | None = None
 
     def __len__(self) -> int:
-        return int(self.y.shape[0])
+        return int(self.y.shape[0] if self.rows is None else self.rows.shape[0])
+
+    def pool_rows(self, idx: Tensor) -> Tensor:
+        """Positions (n, K) in each seed's own part -> rows of x and y (the same without rows)."""
+        return idx if self.rows is None else self.rows.gather(0, idx)
+
+    def labels(self, k: int) -> Tensor:
+        """Seed k's labels, in its part's order."""
+        return self.y if self.rows is None else self.y[self.rows[:, k]]
+
+    def alone(self, k: int) -> Part:
+        """Seed k's part as a plain one (its examples copied out of the pool)."""
+        if self.rows is None:
+            return self
+        return Part(self.x[self.rows[:, k]], self.y[self.rows[:, k]])
 
 
 @dataclass(frozen=True)
@@ -70,7 +88,9 @@ class Splits:
 
     def to(self, device: torch.device) -> Splits:
         def move(p: Part) -> Part:
-            return Part(p.x.to(device), p.y.to(device))
+            return Part(
+                p.x.to(device), p.y.to(device), None if p.rows is None else p.rows.to(device)
+            )
 
         return replace(
             self,
@@ -79,6 +99,12 @@ class Splits:
             test=move(self.test),
             mean=self.mean.to(device),
             std=self.std.to(device),
+        )
+
+    def alone(self, k: int) -> Splits:
+        """Seed k's splits as plain parts (what it trains on alone)."""
+        return replace(
+            self, train=self.train.alone(k), val=self.val.alone(k), test=self.test.alone(k)
         )
 
     def normalize(self, x: Tensor) -> Tensor:
@@ -315,6 +341,37 @@ def split(
     same size drawn by the split stream, the validation part from the rest, so two split seeds
     give two independent draws of the whole partition. Refused (ConfigError) for an official
     test set (MNIST's, Fashion-MNIST's, CIFAR-10's), which results are compared on."""
+    x, y, (train, val, test) = _carve(source, val_size, split_seed, draw_test)
+    official = Part(source.test_x, source.test_y)
+    train_part, val_part = Part(x[train], y[train]), Part(x[val], y[val])
+    return _splits_of(
+        source, train_part, val_part, official if test is None else Part(x[test], y[test]), x.ndim
+    )
+
+
+def split_many(
+    source: Source, val_size: int | float, split_seeds: Sequence[int], draw_test: bool = False
+) -> Splits:
+    """One pack's data when its seeds validate on different splits: seed k's parts are exactly
+    `split(source, val_size, split_seeds[k], draw_test)`'s, held as rows of one pool (the train
+    part, or train and test pooled with `draw_test`), so no example is copied per seed."""
+    carved = [_carve(source, val_size, s, draw_test) for s in split_seeds]
+    x, y = carved[0][0], carved[0][1]
+
+    def part(i: int) -> Part:
+        index = [c[2][i] for c in carved]
+        if index[0] is None:  # the official test part, every seed's
+            return Part(source.test_x, source.test_y)
+        return Part(x, y, torch.stack(index, 1))  # type: ignore[arg-type]
+
+    return _splits_of(source, part(0), part(1), part(2), x.ndim)
+
+
+def _carve(
+    source: Source, val_size: int | float, split_seed: int, draw_test: bool
+) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor, Tensor | None]]:
+    """The pool (the train part; train and test with `draw_test`) and the sorted pool rows of
+    the train, validation and test parts (test None: the official test part)."""
     if draw_test and source.official_test:
         raise ConfigError(
             "data.draw_test",
@@ -322,15 +379,17 @@ def split(
             f"{source.name}'s test part is its official one, which results are compared on: "
             "false (draw the validation part only)",
         )
-    train_x, train_y, test_x, test_y = source.train_x, source.train_y, source.test_x, source.test_y
     generator = torch.Generator().manual_seed(split_seed)
+    pool_x, pool_y = source.train_x, source.train_y
+    rest: Tensor | None = None
+    test_idx: Tensor | None = None
     if draw_test:
-        pool_x, pool_y = torch.cat([train_x, test_x]), torch.cat([train_y, test_y])
+        pool_x = torch.cat([source.train_x, source.test_x])
+        pool_y = torch.cat([source.train_y, source.test_y])
         perm = torch.randperm(len(pool_y), generator=generator)
-        test_idx, rest = perm[: len(test_y)].sort().values, perm[len(test_y) :].sort().values
-        test_x, test_y = pool_x[test_idx], pool_y[test_idx]
-        train_x, train_y = pool_x[rest], pool_y[rest]
-    n = len(train_y)
+        n_test = len(source.test_y)
+        test_idx, rest = perm[:n_test].sort().values, perm[n_test:].sort().values
+    n = len(pool_y) if rest is None else len(rest)
     n_val = val_count(val_size, n)
     if not 1 <= n_val < n:
         raise ConfigError(
@@ -341,16 +400,22 @@ def split(
         )
     perm = torch.randperm(n, generator=generator)
     val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
-    image = train_x.ndim == 4
+    if rest is not None:  # positions in the rest -> rows of the pool (rest is sorted)
+        val_idx, train_idx = rest[val_idx], rest[train_idx]
+    return pool_x, pool_y, (train_idx, val_idx, test_idx)
+
+
+def _splits_of(source: Source, train: Part, val: Part, test: Part, ndim: int) -> Splits:
+    image = ndim == 4
     flat_scalar = not image and len(source.mean) == 1  # one mean for all features, or one each
     stat_shape = (-1, 1, 1) if image else (() if flat_scalar else (-1,))
     mean = torch.tensor(source.mean[0] if flat_scalar else source.mean).reshape(stat_shape)
     std = torch.tensor(source.std[0] if flat_scalar else source.std).reshape(stat_shape)
     return Splits(
         name=source.name,
-        train=Part(train_x[train_idx], train_y[train_idx]),
-        val=Part(train_x[val_idx], train_y[val_idx]),
-        test=Part(test_x, test_y),
+        train=train,
+        val=val,
+        test=test,
         num_classes=source.num_classes,
         scale=source.scale,
         mean=mean,

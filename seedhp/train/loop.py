@@ -117,7 +117,7 @@ def train(
             for result in train(
                 model_factory,
                 optimizer_factory,
-                data,
+                data.alone(k),
                 [s],
                 settings,
                 device,
@@ -128,6 +128,8 @@ def train(
         ]
     start = time.perf_counter()
     K, B = len(seeds), settings.batch_size
+    if any(p.rows is not None and p.rows.shape[1] != K for p in (data.train, data.val, data.test)):
+        raise ValueError(f"the data holds the parts of {data.train.rows.shape[1]} seeds, not {K}")  # type: ignore[union-attr]
     model = build_pack(model_factory, data, seeds, settings.kernels, device, settings.engine)
     if settings.engine == "none":  # randomness in its forward draws from the global generator
         torch.manual_seed(seeds[0].dropout)
@@ -154,7 +156,8 @@ def train(
         lr = base_lr * settings.schedule.factor((epoch - 1) * steps, total)
         model.train()
         perm = torch.stack([torch.randperm(len(data.train), generator=g) for g in order], 1)
-        perm = perm.to(device)  # (N, K): column k is seed k's order of the training examples
+        perm = perm.to(device)  # (N, K): column k is seed k's order of its training examples
+        perm = data.train.pool_rows(perm)  # ... as rows of x (a pool when seeds' splits differ)
         loss_sum = torch.zeros(K, device=device)
         for i in range(steps):
             idx = perm[i * B : (i + 1) * B]  # (B, K)
@@ -271,14 +274,23 @@ def _as_seed(on_epoch: EpochCallback, k: int, K: int) -> EpochCallback:
 
 
 def init_from_data(models: Sequence[torch.nn.Module], data: Splits, n: int = 5000) -> None:
-    """Data-dependent initialisation (airbench's whitening filters): computed once from the first
-    n training images, which no seed chooses, and copied into every seed's model."""
-    init = getattr(models[0], "init_from_data", None)
-    if init is None:
+    """Data-dependent initialisation (airbench's whitening filters): computed from the first n
+    images of the training part, which no seed chooses, and copied into every seed's model
+    (computed once per training part when the pack's seeds are on different splits)."""
+    if getattr(models[0], "init_from_data", None) is None:
         return
-    state = init(data.normalize(data.train.x[:n]))
-    for m in models[1:]:
-        m.load_state_dict(state, strict=False)
+    train, done = data.train, dict[bytes, dict[str, Tensor]]()
+    for k, m in enumerate(models):
+        rows = (
+            torch.arange(min(n, len(train)), device=train.x.device)
+            if train.rows is None
+            else train.rows[:n, k]
+        )
+        key = rows.cpu().numpy().tobytes()
+        if key in done:
+            m.load_state_dict(done[key], strict=False)
+        else:
+            done[key] = m.init_from_data(data.normalize(train.x[rows]))  # type: ignore[operator]
 
 
 def per_seed_loss(logits: Tensor, y: Tensor, label_smoothing: float = 0.0) -> Tensor:
@@ -297,20 +309,26 @@ def per_seed_loss(logits: Tensor, y: Tensor, label_smoothing: float = 0.0) -> Te
 def evaluate(
     model: Callable[[Tensor], Tensor], K: int, data: Splits, part: Part, batch_size: int
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Every seed on the same examples: mean loss (K,), accuracy (K,), predictions (N, K)."""
+    """Each seed on its part's examples (every seed's the same unless the part has rows): mean
+    loss (K,), accuracy (K,), predictions (N, K)."""
     model.eval()  # type: ignore[attr-defined]
     loss_sum = torch.zeros(K, device=part.x.device)
     correct = torch.zeros(K, device=part.x.device)
     predictions = []
     for start in range(0, len(part), batch_size):
-        x = data.normalize(part.x[start : start + batch_size])
-        y = part.y[start : start + batch_size]
-        b = x.shape[0]
-        logits = model(x.unsqueeze(1).expand(b, K, *x.shape[1:])).float()  # (b, K, C)
-        ce = F.cross_entropy(logits.reshape(b * K, -1), y.repeat_interleave(K), reduction="none")
+        if part.rows is None:  # every seed on the same examples
+            x = data.normalize(part.x[start : start + batch_size])
+            b = x.shape[0]
+            x = x.unsqueeze(1).expand(b, K, *x.shape[1:])
+            y = part.y[start : start + batch_size, None].expand(b, K)
+        else:  # seed k on its own part's examples
+            rows = part.rows[start : start + batch_size]  # (b, K)
+            b, x, y = rows.shape[0], data.normalize(part.x[rows]), part.y[rows]
+        logits = model(x).float()  # (b, K, C)
+        ce = F.cross_entropy(logits.reshape(b * K, -1), y.reshape(b * K), reduction="none")
         loss_sum += ce.view(b, K).t().contiguous().sum(1)
         pred = logits.argmax(-1)  # (b, K)
-        correct += (pred == y[:, None]).t().sum(1)
+        correct += (pred == y).t().sum(1)
         predictions.append(pred)
     n = len(part)
     return loss_sum / n, correct / n, torch.cat(predictions).cpu()

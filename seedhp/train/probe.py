@@ -131,7 +131,8 @@ def probe(
 def _probe_data(data: Splits, settings: TrainSettings) -> Splits:
     """PROBE_BATCHES training batches of the real data, and validation and test parts whose
     evaluation batches have every shape the run's have: a full one where the part has one,
-    and the short last one."""
+    and the short last one. Seed 0's split when the pack's seeds' splits differ."""
+    data = data.alone(0)
     n_train = min(len(data.train), PROBE_BATCHES * settings.batch_size)
 
     def head(p: Part, n: int) -> Part:

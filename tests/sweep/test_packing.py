@@ -254,11 +254,31 @@ def test_hydra_yaml_emitted_in_parts_loads_as_the_whole_node() -> None:
     assert set(group.hydra_text) == {"run", "help", "mode"}  # emitted once per group
 
 
-def test_seeds_on_their_own_splits_never_share_a_pack(launch) -> None:  # type: ignore[no-untyped-def]
-    # seeds.split=null: each seed validates on its own split, so a pack cannot share one data set
-    jobs = jobs_for(SEEDS[:3], "seeds.split=null")
+@pytest.mark.parametrize("draw_test", [False, True])
+def test_seeds_on_their_own_splits_share_a_pack_each_on_its_own_split(  # type: ignore[no-untyped-def]
+    launch, tmp_path: Path, draw_test: bool
+) -> None:
+    # seeds.split=null: each seed validates (and with data.draw_test tests) on its own split;
+    # they still train as one pack, each on exactly the parts it trains on alone
+    extra = ("seeds.split=null", *(("++data.draw_test=true",) if draw_test else ()))
+    jobs = jobs_for(SEEDS[:3], *extra, "tracking.save_predictions=true")
     packed, _ = launch(jobs, 8, "packed")
     alone, _ = launch(jobs, 1, "alone")
     assert values(packed) == values(alone)
+    runs = {w: all_runs(tmp_path / w) for w in ("packed", "alone")}
+    assert {r.data.tags["seedhp.pack_size"] for r in runs["packed"]} == {"3"}
+
+    def record(where: str, run: Any) -> tuple[Any, ...]:
+        client = mlflow_client(tmp_path / where)
+        blob = client.download_artifacts(run.info.run_id, "test_predictions.json", str(tmp_path))
+        return (run.data.tags["seed"], run.data.metrics, json.loads(Path(blob).read_text()))
+
+    by_seed = {w: sorted((record(w, r) for r in rs), key=lambda t: t[0]) for w, rs in runs.items()}
+    for (seed, m, preds), (_, m1, preds1) in zip(by_seed["packed"], by_seed["alone"], strict=True):
+        same = {k: m[k] for k in ("val_acc", "val_loss", "test_acc", "test_loss", "train_loss")}
+        assert same == {k: m1[k] for k in same}, seed
+        assert preds == preds1, seed  # its own test part's labels, too
+    labels = {json.dumps(p["labels"]) for _, _, p in by_seed["packed"]}
+    assert len(labels) == (3 if draw_test else 1)
     pinned, _ = launch(jobs_for(SEEDS[:3]), 1, "pinned")  # the default: one split for all
     assert values(packed) != values(pinned)

@@ -5,7 +5,9 @@ epochs, a partial last batch, dropout where the model has it, per-seed gradient 
 AdamW) for K = 1, 2 and 8 with exact kernels on the CPU, under `THREADS` intra-op threads and
 whatever the environment sets (ONEDNN_MAX_CPU_ISA, ATEN_CPU_CAPABILITY), and prints one JSON
 line per model: the K whose seed-0 or seed-1 record (curves, final scores, and a hash of its
-final parameters and buffers) differs bitwise from the smallest pack's.
+final parameters and buffers) differs bitwise from the smallest pack's, and whether seed 0 and
+seed 1 in a pack of 8 whose seeds validate on 8 different splits (seeds.split=null) differ
+from each of them alone on its own split.
 tests/train/test_invariance.py runs it under a grid of thread counts and instruction sets.
 """
 
@@ -19,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from seedhp.train.data import load_synthetic, split
+from seedhp.train.data import load_synthetic, split, split_many
 from seedhp.train.loop import SeedResult, TrainSettings, train
 from seedhp.train.models import CNN, MLP, AirBench, ResNet9, resnet18
 from seedhp.train.seeds import derive_seeds
@@ -49,7 +51,8 @@ def record(r: SeedResult) -> dict[str, object]:
 
 def check(name: str) -> dict[str, object]:
     model, shape, n = MODELS[name]
-    data = split(load_synthetic(shape, 4, n, 60), 60, 0)
+    source = load_synthetic(shape, 4, n, 60)
+    data = split(source, 60, 0)
     opt = functools.partial(torch.optim.AdamW, lr=3e-3)
     seeds = [derive_seeds(s) for s in range(max(PACKS))]
     settings = TrainSettings(epochs=2, batch_size=32, grad_clip=1.0, kernels="exact")
@@ -66,6 +69,15 @@ def check(name: str) -> dict[str, object]:
             for k in holding[1:]
             if runs[k][s] != runs[holding[0]][s]
         ]
+    # seed s on split s, in a pack of 8 on splits 0..7, against seed s alone on split s
+    mixed = train(
+        model, opt, split_many(source, 60, range(8)), seeds, settings, cpu, keep_state=True
+    )
+    on_1 = train(model, opt, split(source, 60, 1), seeds[1:2], settings, cpu, keep_state=True)
+    alone = {0: runs[1][0], 1: record(on_1[0])}
+    differs += [
+        f"seed {s}: K=8 on 8 splits vs alone" for s in (0, 1) if record(mixed[s]) != alone[s]
+    ]
     return {
         "model": name,
         "threads": torch.get_num_threads(),
