@@ -3,7 +3,8 @@ the real CLI, in one run: `python -m seedhp experiment=sources` (arms x n seed-r
 `python -m seedhp -m seed=range(1, 1 + arms x n)` of the same configuration, each in a fresh
 directory, alternated `--repeats` times; medians and their ratio.
 
-    python benchmarks/sources_cost.py [--n 10] [--repeats 3] [--out results/x.json] [-- overrides]
+    python benchmarks/sources_cost.py [--n 10] [--repeats 3] [--sources init,data,...]
+        [--out results/x.json] [-- overrides]
 
 The arms that vary `split` (and `all`) give each seed its own validation split; their seeds
 still train as one pack (seed k on its own split's rows of one pool). The per-arm training time
@@ -57,19 +58,30 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10, help="seeds per arm")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="benchmarks/results/sources_cost_digits_mlp.json")
+    parser.add_argument(
+        "--sources", default="init,data,augment,dropout,split", help="the streams varied"
+    )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides (after --)")
     args = parser.parse_args()
 
-    arms = 6  # the five streams and all
-    sources = [sys.executable, "-m", "seedhp", "experiment=sources", f"hydra.sweeper.n={args.n}"]
+    given = {o.split("=", 1)[0] for o in args.overrides}
+    arms = len(args.sources.split(",")) + 1  # each stream alone, and all
+    sources = [
+        sys.executable,
+        "-m",
+        "seedhp",
+        "experiment=sources",
+        f"hydra.sweeper.n={args.n}",
+        f"hydra.sweeper.sources=[{args.sources}]",
+    ]
     plain = [
         sys.executable,
         "-m",
         "seedhp",
         "-m",
         f"seed=range(1,{1 + arms * args.n})",
-        "model=mlp",
-        "train.epochs=5",  # the preset's configuration (conf/experiment/sources.yaml)
+        # the preset's configuration (conf/experiment/sources.yaml) unless the overrides say
+        *(o for o in ("model=mlp", "train.epochs=5") if o.split("=")[0] not in given),
     ]
     walls: dict[str, list[float]] = {"sources": [], "plain": []}
     train: dict[str, dict[str, float]] = {}
