@@ -22,6 +22,7 @@ from torch import Tensor
 from seedhp.errors import ConfigError
 
 AUGMENTS = ("none", "flip", "crop", "crop_flip")
+STANDARDISE_MAX_BYTES = 2**30  # Splits.standardise: float copies of the parts up to 1 GiB
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class Splits:
     scale: float
     mean: Tensor  # (C, 1, 1) for images; () or (F,) for flat examples
     std: Tensor
+    standardised: bool = False  # every part's x is normalize()'s output already
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -108,8 +110,34 @@ class Splits:
         )
 
     def normalize(self, x: Tensor) -> Tensor:
-        """Raw examples (N, *shape) -> float32 standardised per channel."""
+        """Raw examples (N, *shape) -> float32 standardised per channel (as they are, when the
+        splits are standardised already)."""
+        if self.standardised:
+            return x
         return (x.float() / self.scale - self.mean) / self.std
+
+    def standardise(self, max_bytes: int = STANDARDISE_MAX_BYTES) -> Splits:
+        """These splits with every part's examples standardised once, so that batches are
+        gathered ready: each value is the one normalize() gives it in a batch (elementwise, the
+        same operations). Themselves when already standardised, or when the float copies would
+        take more than `max_bytes` (then each batch is standardised as it is gathered)."""
+        if self.standardised:
+            return self
+        pools = {id(p.x): p.x for p in (self.train, self.val, self.test)}  # a pool is shared
+        if sum(x.numel() * 4 for x in pools.values()) > max_bytes:
+            return self
+        done = {i: (x.float() / self.scale - self.mean) / self.std for i, x in pools.items()}
+
+        def part(p: Part) -> Part:
+            return Part(done[id(p.x)], p.y, p.rows)
+
+        return replace(
+            self,
+            train=part(self.train),
+            val=part(self.val),
+            test=part(self.test),
+            standardised=True,
+        )
 
 
 # ----------------------------------------------------------------------------------------------

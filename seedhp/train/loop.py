@@ -110,6 +110,7 @@ def train(
     """Train one configuration under each of `seeds`, as one pack; one result per seed. With
     the `none` engine the seeds train one after another, each alone. `keep_state`: each
     result holds its seed's final parameters and buffers (the probe compares them)."""
+    data = data.standardise()  # once, not per batch: the same values
     if settings.engine == "none" and len(seeds) > 1:
         return [
             result

@@ -62,44 +62,82 @@ _STATELESS_OK = (
 )
 
 
-def _bmm(a: Tensor, b: Tensor) -> Tensor:
+def _autocast(*tensors: Tensor | None) -> list[Tensor | None]:
+    """What CPU autocast does to bmm's operands, which it cannot see inside the aligned
+    products: floating operands but float64 to its dtype; nothing outside autocast."""
+    if not torch.is_autocast_enabled("cpu"):
+        return list(tensors)
+    low = torch.get_autocast_dtype("cpu")
+    return [
+        t.to(low) if t is not None and t.is_floating_point() and t.dtype != torch.float64 else t
+        for t in tensors
+    ]
+
+
+def _aligned_bmm(a: Tensor, b: Tensor) -> Tensor:
     """torch.bmm whose result for seed k does not depend on k's position or on K (CPU).
 
     MKL computes a batch element differently depending on where its block sits in memory: for
     (65, 64) @ (64, 10), elements at odd positions, whose 2,600-byte blocks start off a 64-byte
     boundary, came out different in the last bits from the same product computed alone. Here
-    every operand and result gets its own 64-byte-aligned block per seed (measured invariant
-    for every position and K tried). On CUDA, plain bmm: cuBLAS promises no such thing anyway.
-    """
-    if a.is_cuda:
-        return torch.bmm(a, b)
-    if torch.is_autocast_enabled("cpu"):  # what autocast does to bmm, which it cannot see here:
-        low = torch.get_autocast_dtype("cpu")  # floating operands but float64 to its dtype
-        a, b = (
-            t.to(low) if t.is_floating_point() and t.dtype != torch.float64 else t for t in (a, b)
-        )
-    return _AlignedBmm.apply(a, b)
-
-
-class _AlignedBmm(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, a: Tensor, b: Tensor) -> Tensor:
-        ctx.save_for_backward(a, b)
-        return _aligned_bmm(a, b)
-
-    @staticmethod
-    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        a, b = ctx.saved_tensors
-        ga = _aligned_bmm(g, b.transpose(1, 2)) if ctx.needs_input_grad[0] else None
-        gb = _aligned_bmm(a.transpose(1, 2), g) if ctx.needs_input_grad[1] else None
-        return ga, gb
-
-
-def _aligned_bmm(a: Tensor, b: Tensor) -> Tensor:
+    every operand and result has its own 64-byte-aligned block per seed (measured invariant
+    for every position and K tried)."""
     K, m, _ = a.shape
     out = _aligned((K, m, b.shape[2]), a)
-    torch.bmm(_aligned(a.shape, a).copy_(a), _aligned(b.shape, b).copy_(b), out=out)
+    torch.bmm(_as_aligned(a), _as_aligned(b), out=out)
     return out
+
+
+class _FoldedLinear(torch.autograd.Function):
+    """K Linear layers on seed-major input, x (K, B, in) -> (K, B, out): each seed's
+    [x | 1] @ [W^T ; b], the bias a last row of W as PackedLinear folds it, written straight
+    into 64-byte-aligned blocks. The products, their operands' values and their memory layout
+    are those of an aligned bmm of cat([x, 1]) and cat([W^T, b]) (what PackedLinear computed
+    before, so its results are bit for bit the same), with one copy of each operand instead of
+    a concatenation and then an aligned copy."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        K, B, n_in = x.shape
+        n_out, rows = weight.shape[1], n_in + (bias is not None)
+        a = _aligned((K, B, rows), x)
+        a[:, :, :n_in].copy_(x)
+        w = _aligned((K, rows, n_out), weight)
+        w[:, :n_in].copy_(weight.transpose(1, 2))
+        if bias is not None:
+            a[:, :, n_in].fill_(1.0)
+            w[:, n_in].copy_(bias)
+        out = _aligned((K, B, n_out), x)
+        torch.bmm(a, w, out=out)
+        ctx.save_for_backward(a, w)
+        ctx.n_in = n_in
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        a, w = ctx.saved_tensors
+        n_in = ctx.n_in
+        g = _as_aligned(g)
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = _aligned_bmm(g, w.transpose(1, 2))[:, :, :n_in]
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            full = _aligned_bmm(a.transpose(1, 2), g)  # (K, rows, out)
+            gw = full[:, :n_in].transpose(1, 2)
+            gb = full[:, n_in] if ctx.needs_input_grad[2] else None
+        return gx, gw, gb
+
+
+def _as_aligned(t: Tensor) -> Tensor:
+    """`t` itself where it has the layout _aligned gives, or is the transpose of one (the
+    backward's operands: MKL packs either the same way, measured bit for bit), else an
+    aligned copy."""
+    _, m, n = t.shape
+    per_line = 64 // t.element_size()
+    stride = -(-m * n // per_line) * per_line
+    if t.data_ptr() % 64 == 0 and t.stride() in ((stride, n, 1), (stride, 1, m)):
+        return t
+    return _aligned(t.shape, t).copy_(t)
 
 
 def _aligned(shape: Sequence[int], like: Tensor) -> Tensor:
@@ -139,14 +177,19 @@ class PackedLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         B = x.shape[0]
         xk = x.reshape(B, self.K, -1).transpose(0, 1)  # (K, B, in)
-        wt = self.weight.transpose(1, 2)  # (K, in, out)
-        if self.bias is not None:
-            # The bias is a last row of W against a column of ones, so autograd reduces its
-            # gradient inside the GEMM. A broadcast add would reduce it over a (K, B, out) view
-            # whose strides, and so whose summation order, change with K.
-            xk = torch.cat([xk, xk.new_ones(self.K, B, 1)], 2)
-            wt = torch.cat([wt, self.bias[:, None, :]], 1)
-        return _bmm(xk, wt).transpose(0, 1).reshape(B, -1)
+        return self.seed_major(xk).transpose(0, 1).reshape(B, -1)
+
+    def seed_major(self, xk: Tensor) -> Tensor:
+        """(K, B, in) -> (K, B, out)."""
+        if xk.is_cuda:  # cuBLAS promises no K-invariance anyway: the fastest form
+            wt = self.weight.transpose(1, 2)
+            if self.bias is None:
+                return torch.bmm(xk, wt)
+            return torch.baddbmm(self.bias[:, None, :], xk, wt)
+        # The bias is a last row of W against a column of ones, so autograd reduces its
+        # gradient inside the GEMM. A broadcast add would reduce it over a (K, B, out) view
+        # whose strides, and so whose summation order, change with K.
+        return _FoldedLinear.apply(*_autocast(xk, self.weight, self.bias))
 
 
 class PackedConv2d(nn.Module):
@@ -258,6 +301,20 @@ class PackedDropout(nn.Module):
         )  # (B, K, C[, H, W])
         return x * keep.reshape(x.shape).to(x.dtype) / (1 - self.p)
 
+    def seed_major(self, h: Tensor) -> Tensor:
+        """The same masks on seed-major activations (K, B, F): seed k's from generators[k]."""
+        if not self.training or self.p == 0:
+            return h
+        if len(self.generators) != self.K:
+            raise RuntimeError("PackedDropout needs one generator per seed: call set_generators")
+        keep = torch.stack(
+            [
+                torch.rand(h.shape[1:], generator=g, device=g.device) >= self.p
+                for g in self.generators
+            ]
+        )
+        return h * keep.to(h.dtype) / (1 - self.p)
+
 
 def _pack_module(modules: Sequence[nn.Module], fast: bool) -> nn.Module | None:
     """The packed form of K corresponding modules, or None to keep the module as it is."""
@@ -309,9 +366,15 @@ class Pack(nn.Module):
                 else:
                     net.set_submodule(name, replacement)
         self.net = net
+        self.chain = _seed_major_chain(net)
 
     def forward(self, x: Tensor) -> Tensor:
         B = x.shape[0]
+        if self.chain is not None:
+            h = x.transpose(0, 1)  # (K, B, *shape): each seed's batch, seed-major
+            for m in self.chain:
+                h = m.seed_major(h) if isinstance(m, (PackedLinear, PackedDropout)) else m(h)
+            return h.transpose(0, 1).contiguous()
         x = x.reshape(B, -1, *x.shape[3:])  # (B, K*C, H, W) or (B, K*F)
         if self.fast and x.ndim == 4:  # pooling and batch norm vectorise over channels
             x = x.contiguous(memory_format=torch.channels_last)
@@ -321,6 +384,47 @@ class Pack(nn.Module):
         for m in self.modules():
             if isinstance(m, PackedDropout):
                 m.generators = list(generators)
+
+
+_ELEMENTWISE = (
+    nn.ReLU,
+    nn.GELU,
+    nn.SiLU,
+    nn.ELU,
+    nn.CELU,
+    nn.LeakyReLU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.Identity,
+)
+
+
+class _SeedFlatten(nn.Module):
+    """nn.Flatten(start_dim=1) of the packed layout, on seed-major (K, B, *shape)."""
+
+    def forward(self, h: Tensor) -> Tensor:
+        return h.flatten(2)
+
+
+def _seed_major_chain(net: nn.Module) -> list[nn.Module] | None:
+    """The packed modules of an MLP-shaped net, to run seed-major, or None.
+
+    A Sequential of (an optional leading) Flatten, packed Linear layers, dropout and
+    elementwise activations computes each seed's values whatever the layout of the
+    activations, so it can skip the packed layout's transposes between layers: every product
+    gets the same operands in the same aligned layout, so the results are bit for bit the same
+    (tests/train/test_pack.py)."""
+    if not isinstance(net, nn.Sequential) or not any(isinstance(m, PackedLinear) for m in net):
+        return None
+    chain: list[nn.Module] = []
+    for i, m in enumerate(net):
+        if isinstance(m, nn.Flatten) and i == 0 and m.start_dim == 1 and m.end_dim == -1:
+            chain.append(_SeedFlatten())
+        elif isinstance(m, (PackedLinear, PackedDropout)) or type(m) in _ELEMENTWISE:
+            chain.append(m)
+        else:
+            return None
+    return chain
 
 
 def clip_grad_norm_per_seed(pack: Pack | StackedPack, max_norm: float) -> Tensor:

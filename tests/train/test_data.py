@@ -106,3 +106,16 @@ def test_augmentation_of_a_seed_does_not_depend_on_its_pack_mates() -> None:
     # a crop keeps the image's values, only moved: each output row is a padded input row
     flipped_only = augment(x, "flip", 0, [torch.Generator().manual_seed(s) for s in (1, 2, 3)])
     assert torch.equal(flipped_only.sort(-1).values, x.sort(-1).values)
+
+
+def test_splits_standardised_once_give_each_batch_the_values_normalize_gives_it() -> None:
+    from seedhp.train.data import split_many
+
+    for data in (split(load_digits(), 0.2, 0), split_many(load_digits(), 0.2, [0, 3])):
+        ready = data.standardise()
+        assert ready.standardised and ready.standardise() is ready
+        idx = torch.randint(0, len(data.train.y), (64, 2))
+        assert torch.equal(ready.normalize(ready.train.x[idx]), data.normalize(data.train.x[idx]))
+        assert torch.equal(ready.test.x, data.normalize(data.test.x))
+        assert (ready.train.x is ready.val.x) == (data.train.x is data.val.x)  # a pool: once
+        assert data.standardise(max_bytes=1) is data  # too large: per batch, as before

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import functools
 import math
 
@@ -12,7 +13,7 @@ from seedhp.train.data import load_synthetic, split
 from seedhp.train.loop import Schedule, TrainSettings, init_from_data, per_seed_loss, train
 from seedhp.train.models import CNN, MLP, AirBench, ResNet9, build_seeded, resnet18
 from seedhp.train.optim import sgd_scaled_vectors
-from seedhp.train.pack import Pack
+from seedhp.train.pack import Pack, PackedLinear
 from seedhp.train.seeds import derive_seeds
 
 CPU = torch.device("cpu")
@@ -159,12 +160,12 @@ def test_bf16_packs_on_the_cpu_compute_as_autocast_does_and_train_in_any_pack() 
     """Autocast cannot see into the aligned bmm: it casts as autocast casts bmm (to bf16), so
     a bf16 CNN packs (its bf16 features meet fp32 weights there) and an MLP computes in bf16,
     and a seed's loss is the same alone, in a pack of 2 and of 4."""
-    from seedhp.train.pack import _bmm
-
+    layer = PackedLinear([nn.Linear(4, 5), nn.Linear(4, 5)])
+    f64 = PackedLinear([nn.Linear(3, 3).double(), nn.Linear(3, 3).double()])
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert _bmm(torch.randn(2, 3, 4), torch.randn(2, 4, 5)).dtype == torch.bfloat16
-        f64 = torch.randn(2, 3, 3, dtype=torch.float64)
-        assert _bmm(f64, f64).dtype == torch.float64  # as autocast leaves float64 alone
+        assert layer.seed_major(torch.randn(2, 3, 4)).dtype == torch.bfloat16
+        x64 = torch.randn(2, 3, 3, dtype=torch.float64)
+        assert f64.seed_major(x64).dtype == torch.float64  # as autocast leaves float64 alone
     data = split(load_synthetic([1, 8, 8], 4, 200, 40), 40, 0)
     opt = functools.partial(torch.optim.SGD, lr=0.05, momentum=0.9)
     seeds = [derive_seeds(s) for s in range(4)]
@@ -189,3 +190,40 @@ def test_row_sums_are_each_rows_own_whatever_the_rows_beside_it(n: int) -> None:
     torch.testing.assert_close(row_sums(x).double(), x.double().sum(1), rtol=1e-5, atol=1e-5)
     small = torch.arange(n, dtype=torch.float32)[None]  # integers: every partial sum exact
     assert row_sums(small).item() == n * (n - 1) // 2
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_an_mlp_runs_seed_major_with_the_packed_layouts_values_bit_for_bit(bias: bool) -> None:
+    """An MLP-shaped pack skips the packed layout's transposes between layers (Pack.chain):
+    its outputs, dropout masks and every gradient are those of the packed layout's path."""
+    seeds = [derive_seeds(s) for s in range(3)]
+    factory = functools.partial(MLP, hidden=[24, 16], dropout=0.3)
+    models = [build_seeded(factory, (1, 6, 6), 5, s.init) for s in seeds]
+    if not bias:
+        for m in models:
+            for layer in m:
+                if isinstance(layer, nn.Linear):
+                    layer.bias = None
+    x = torch.randn(7, 3, 1, 6, 6)  # (B, K, C, H, W)
+
+    def run(seed_major: bool) -> list[torch.Tensor]:
+        pack = Pack(models)
+        assert pack.chain is not None
+        if not seed_major:
+            pack.chain = None
+        pack.set_dropout_generators([torch.Generator().manual_seed(s.dropout) for s in seeds])
+        out = pack(x)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        return [out, *(p.grad for p in pack.parameters())]  # type: ignore[list-item]
+
+    fast, layered = run(True), run(False)
+    assert len(fast) == len(layered) == (7 if bias else 4)  # out, 3 weights (and biases)
+    assert all(torch.equal(a, b) for a, b in zip(fast, layered, strict=True))
+
+
+def test_a_net_that_is_not_mlp_shaped_keeps_the_packed_layout() -> None:
+    seeds = [derive_seeds(s) for s in range(2)]
+    cnn = [build_seeded(functools.partial(CNN, widths=[4]), (1, 6, 6), 5, s.init) for s in seeds]
+    normed = nn.Sequential(nn.Flatten(), nn.Linear(36, 8), nn.BatchNorm1d(8), nn.Linear(8, 5))
+    assert Pack(cnn).chain is None
+    assert Pack([normed, copy.deepcopy(normed)]).chain is None  # batch norm: not elementwise
