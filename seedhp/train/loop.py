@@ -21,7 +21,7 @@ from torch import Tensor
 from seedhp.train.data import Part, Splits, augment, steps_per_epoch
 from seedhp.train.engines import LoopPack, StackedPack, VmapPack
 from seedhp.train.models import build_seeded
-from seedhp.train.pack import Pack, clip_grad_norm_per_seed
+from seedhp.train.pack import Pack, Prefolded, clip_grad_norm_per_seed
 from seedhp.train.seeds import SeedStreams
 
 SCHEDULES = ("constant", "cosine", "onecycle")
@@ -110,7 +110,6 @@ def train(
     """Train one configuration under each of `seeds`, as one pack; one result per seed. With
     the `none` engine the seeds train one after another, each alone. `keep_state`: each
     result holds its seed's final parameters and buffers (the probe compares them)."""
-    data = data.standardise()  # once, not per batch: the same values
     if settings.engine == "none" and len(seeds) > 1:
         return [
             result
@@ -140,7 +139,7 @@ def train(
     )
     model.set_dropout_generators([_generator(s.dropout, device) for s in seeds])
     order = [torch.Generator().manual_seed(s.data) for s in seeds]
-    augment_generators = [_generator(s.augment, device) for s in seeds]
+    batches = Batches(data, model, settings, [_generator(s.augment, device) for s in seeds])
     optimizer = optimizer_factory(model.parameters())
     steps = steps_per_epoch(len(data.train), B)
     total = steps * settings.epochs
@@ -162,8 +161,7 @@ def train(
         loss_sum = torch.zeros(K, device=device)
         for i in range(steps):
             idx = perm[i * B : (i + 1) * B]  # (B, K)
-            x = data.normalize(data.train.x[idx])  # (B, K, *shape)
-            x = augment(x, settings.augment, settings.crop_padding, augment_generators)
+            x = batches.train(idx)  # (B, K, *shape), augmented; or Prefolded
             with autocast():
                 logits = forward(x)  # (B, K, classes)
             losses = per_seed_loss(logits.float(), data.train.y[idx], settings.label_smoothing)
@@ -177,7 +175,7 @@ def train(
             loss_sum += losses.detach()
         with autocast():
             val_loss, val_acc, _ = evaluate(
-                forward, model.K, data, data.val, settings.eval_batch_size
+                forward, model.K, batches, "val", settings.eval_batch_size
             )
         alive &= torch.isfinite(val_loss)
 
@@ -203,7 +201,7 @@ def train(
 
     with autocast():
         test_loss, test_acc, predictions = evaluate(
-            forward, model.K, data, data.test, settings.eval_batch_size
+            forward, model.K, batches, "test", settings.eval_batch_size
         )
     seconds = time.perf_counter() - start
     results = []
@@ -306,26 +304,86 @@ def per_seed_loss(logits: Tensor, y: Tensor, label_smoothing: float = 0.0) -> Te
     return ce.view(B, K).t().contiguous().mean(1)  # reduce each seed's own contiguous row
 
 
+class Batches:
+    """How a pack's batches are gathered. Standardised examples (B, K, *shape), augmented; or,
+    for a pack that takes Prefolded batches (an MLP on the CPU; no augmentation, not
+    compiled), gathered straight into its first layer's operand from pools of each part's
+    [standardised, flattened x | 1], made once: the same values either way."""
+
+    def __init__(
+        self,
+        data: Splits,
+        model: torch.nn.Module,
+        settings: TrainSettings,
+        augment_generators: Sequence[torch.Generator],
+    ) -> None:
+        self.settings, self.augment_generators = settings, augment_generators
+        self.pools: dict[int, Tensor] | None = None
+        if (
+            isinstance(model, Pack)
+            and model.prefolds
+            and settings.augment == "none"
+            and not settings.compile
+        ):
+            xs = {id(p.x): p.x for p in (data.train, data.val, data.test)}  # a pool is shared
+            self.pools = {i: _prefold(data, x) for i, x in xs.items()}
+            self.data = data
+        else:
+            self.data = data.standardise()  # once, not per batch: the same values
+
+    def train(self, idx: Tensor) -> Tensor | Prefolded:
+        """Rows idx (B, K) of the training part's x, seed k's in column k."""
+        part = self.data.train
+        if self.pools is not None:
+            return Prefolded(_rows(self.pools[id(part.x)], idx))
+        x = self.data.normalize(part.x[idx])
+        s = self.settings
+        return augment(x, s.augment, s.crop_padding, self.augment_generators)
+
+    def eval(self, which: str, start: int, stop: int, K: int) -> tuple[Tensor | Prefolded, Tensor]:
+        """Examples start..stop of each seed's part `which` (val, test) and their labels (b, K)."""
+        part: Part = getattr(self.data, which)
+        if part.rows is None:  # every seed on the same examples
+            y = part.y[start:stop]
+            b = y.shape[0]
+            if self.pools is not None:
+                pool = self.pools[id(part.x)][start:stop]
+                return Prefolded(pool.unsqueeze(0).expand(K, *pool.shape)), y[:, None].expand(b, K)
+            x = self.data.normalize(part.x[start:stop])
+            return x.unsqueeze(1).expand(b, K, *x.shape[1:]), y[:, None].expand(b, K)
+        rows = part.rows[start:stop]  # (b, K): seed k on its own part's examples
+        if self.pools is not None:
+            return Prefolded(_rows(self.pools[id(part.x)], rows)), part.y[rows]
+        return self.data.normalize(part.x[rows]), part.y[rows]
+
+
+def _rows(pool: Tensor, idx: Tensor) -> Tensor:
+    """(N, F) pool, rows idx (B, K) -> (K, B, F), contiguous: block k is column k's rows."""
+    K, B = idx.shape[1], idx.shape[0]
+    return pool.index_select(0, idx.t().reshape(-1)).view(K, B, -1)
+
+
+def _prefold(data: Splits, x: Tensor) -> Tensor:
+    """x standardised and flattened, with a column of ones: (N, F + 1)."""
+    flat = data.normalize(x).flatten(1)
+    return torch.cat([flat, flat.new_ones(len(flat), 1)], 1)
+
+
 @torch.no_grad()
 def evaluate(
-    model: Callable[[Tensor], Tensor], K: int, data: Splits, part: Part, batch_size: int
+    model: Callable[[Tensor], Tensor], K: int, batches: Batches, which: str, batch_size: int
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Each seed on its part's examples (every seed's the same unless the part has rows): mean
-    loss (K,), accuracy (K,), predictions (N, K)."""
+    """Each seed on its part `which` (val, test; every seed's the same unless the part has
+    rows): mean loss (K,), accuracy (K,), predictions (N, K)."""
     model.eval()  # type: ignore[attr-defined]
+    part: Part = getattr(batches.data, which)
     loss_sum = torch.zeros(K, device=part.x.device)
     correct = torch.zeros(K, device=part.x.device)
     predictions = []
     for start in range(0, len(part), batch_size):
-        if part.rows is None:  # every seed on the same examples
-            x = data.normalize(part.x[start : start + batch_size])
-            b = x.shape[0]
-            x = x.unsqueeze(1).expand(b, K, *x.shape[1:])
-            y = part.y[start : start + batch_size, None].expand(b, K)
-        else:  # seed k on its own part's examples
-            rows = part.rows[start : start + batch_size]  # (b, K)
-            b, x, y = rows.shape[0], data.normalize(part.x[rows]), part.y[rows]
-        logits = model(x).float()  # (b, K, C)
+        x, y = batches.eval(which, start, start + batch_size, K)
+        b = y.shape[0]
+        logits = model(x).float()  # type: ignore[arg-type]  # (b, K, C)
         ce = F.cross_entropy(logits.reshape(b * K, -1), y.reshape(b * K), reduction="none")
         loss_sum += ce.view(b, K).t().contiguous().sum(1)
         pred = logits.argmax(-1)  # (b, K)

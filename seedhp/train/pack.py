@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -97,16 +98,24 @@ class _FoldedLinear(torch.autograd.Function):
     a concatenation and then an aligned copy."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        K, B, n_in = x.shape
-        n_out, rows = weight.shape[1], n_in + (bias is not None)
-        a = _aligned((K, B, rows), x)
-        a[:, :, :n_in].copy_(x)
-        w = _aligned((K, rows, n_out), weight)
+    def forward(
+        ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, prefolded: bool = False
+    ) -> Tensor:
+        n_out, n_in = weight.shape[1], weight.shape[2]
+        rows = n_in + (bias is not None)
+        if prefolded:  # x is [x | 1] already, as gathered (Prefolded)
+            a = _as_aligned(x)
+        else:
+            K, B, _ = x.shape
+            a = _aligned((K, B, rows), x)
+            a[:, :, :n_in].copy_(x)
+            if bias is not None:
+                a[:, :, n_in].fill_(1.0)
+        w = _aligned((a.shape[0], rows, n_out), weight)
         w[:, :n_in].copy_(weight.transpose(1, 2))
         if bias is not None:
-            a[:, :, n_in].fill_(1.0)
             w[:, n_in].copy_(bias)
+        K, B, _ = a.shape
         out = _aligned((K, B, n_out), x)
         torch.bmm(a, w, out=out)
         ctx.save_for_backward(a, w)
@@ -114,7 +123,7 @@ class _FoldedLinear(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
         a, w = ctx.saved_tensors
         n_in = ctx.n_in
         g = _as_aligned(g)
@@ -125,7 +134,15 @@ class _FoldedLinear(torch.autograd.Function):
             full = _aligned_bmm(a.transpose(1, 2), g)  # (K, rows, out)
             gw = full[:, :n_in].transpose(1, 2)
             gb = full[:, n_in] if ctx.needs_input_grad[2] else None
-        return gx, gw, gb
+        return gx, gw, gb, None
+
+
+@dataclass(frozen=True)
+class Prefolded:
+    """A batch gathered straight into a pack's first operand (Pack.prefolds): a (K, B, F + 1)
+    tensor whose row b of block k is seed k's b-th example, standardised and flattened, then 1."""
+
+    a: Tensor
 
 
 def _as_aligned(t: Tensor) -> Tensor:
@@ -368,9 +385,30 @@ class Pack(nn.Module):
         self.net = net
         self.chain = _seed_major_chain(net)
 
-    def forward(self, x: Tensor) -> Tensor:
+    @property
+    def prefolds(self) -> bool:
+        """Whether a batch can come as Prefolded: an MLP-shaped pack whose first layer is a
+        Linear with a bias (after a Flatten), on the CPU."""
+        first = self._first_linear()
+        return first is not None and first.bias is not None and not first.weight.is_cuda
+
+    def _first_linear(self) -> PackedLinear | None:
+        chain = self.chain or []
+        head = chain[1:2] if chain[:1] and isinstance(chain[0], _SeedFlatten) else chain[:1]
+        return head[0] if head and isinstance(head[0], PackedLinear) else None
+
+    def forward(self, x: Tensor | Prefolded) -> Tensor:
+        if isinstance(x, Prefolded):  # its first layer's operand is the batch as gathered
+            first = self._first_linear()
+            if self.chain is None or first is None:
+                raise TypeError("this pack does not take Prefolded batches (Pack.prefolds)")
+            a, w, b = _autocast(x.a, first.weight, first.bias)
+            h = _FoldedLinear.apply(a, w, b, True)
+            for m in self.chain[self.chain.index(first) + 1 :]:
+                h = m.seed_major(h) if isinstance(m, (PackedLinear, PackedDropout)) else m(h)
+            return h.transpose(0, 1).contiguous()
         B = x.shape[0]
-        if self.chain is not None:
+        if self.chain is not None and (x.ndim == 3 or isinstance(self.chain[0], _SeedFlatten)):
             h = x.transpose(0, 1)  # (K, B, *shape): each seed's batch, seed-major
             for m in self.chain:
                 h = m.seed_major(h) if isinstance(m, (PackedLinear, PackedDropout)) else m(h)

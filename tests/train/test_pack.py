@@ -227,3 +227,35 @@ def test_a_net_that_is_not_mlp_shaped_keeps_the_packed_layout() -> None:
     normed = nn.Sequential(nn.Flatten(), nn.Linear(36, 8), nn.BatchNorm1d(8), nn.Linear(8, 5))
     assert Pack(cnn).chain is None
     assert Pack([normed, copy.deepcopy(normed)]).chain is None  # batch norm: not elementwise
+
+
+def test_an_mlp_pack_gathers_its_batches_prefolded_with_the_same_records(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Batches of an MLP pack are gathered straight into its first layer's operand (Prefolded):
+    every seed's curves, scores and weights are bit for bit those of the standardised path,
+    also on seeds with their own splits."""
+    from seedhp.train.data import split_many
+
+    source = load_synthetic([1, 6, 6], 4, 300, 60)
+    seeds = [derive_seeds(s) for s in range(3)]
+    opt = functools.partial(torch.optim.SGD, lr=0.05, momentum=0.9)
+    settings = TrainSettings(2, 32, eval_batch_size=50)  # partial batches everywhere
+    model = functools.partial(MLP, hidden=[16], dropout=0.2)
+    calls: list[bool] = []
+    real = Pack.prefolds.fget  # type: ignore[attr-defined]
+
+    def spy(self: Pack) -> bool:
+        calls.append(real(self))
+        return calls[-1]
+
+    for data in (split(source, 60, 0), split_many(source, 60, [0, 1, 2])):
+        monkeypatch.setattr(Pack, "prefolds", property(spy))
+        prefolded = train(model, opt, data, seeds, settings, CPU, keep_state=True)
+        monkeypatch.setattr(Pack, "prefolds", property(lambda self: False))
+        plain = train(model, opt, data, seeds, settings, CPU, keep_state=True)
+        for a, b in zip(prefolded, plain, strict=True):
+            assert a.history["val_loss"] == b.history["val_loss"]
+            assert {k: v for k, v in a.final.items() if k != "train_seconds"} == {
+                k: v for k, v in b.final.items() if k != "train_seconds"
+            }
+            assert all(torch.equal(a.state[n], b.state[n]) for n in a.state)  # type: ignore[index]
+    assert calls == [True, True]
