@@ -53,6 +53,7 @@ BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, SXM d
 TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 MODELS: dict[str, Any] = {
     "mlp": functools.partial(models.MLP, hidden=[128]),
+    "mlp64": functools.partial(models.MLP, hidden=[64]),  # experiment=picard's 784-64-10
     # user modules the layers engine cannot pack (examples/own_model.py)
     "mlp_layernorm": functools.partial(own_model.LayerNormMLP, hidden=128),
     "cnn_groupnorm": functools.partial(own_model.GroupNormCNN, widths=[32, 64]),

@@ -89,6 +89,16 @@ class Splits:
         return tuple(self.train.x.shape[1:])
 
     def to(self, device: torch.device) -> Splits:
+        """These splits on `device`: themselves where they are there already."""
+        parts = (self.train, self.val, self.test)
+        tensors = [
+            self.mean,
+            self.std,
+            *(t for p in parts for t in (p.x, p.y, p.rows) if t is not None),
+        ]
+        if all(t.device == device for t in tensors):
+            return self
+
         def move(p: Part) -> Part:
             return Part(
                 p.x.to(device), p.y.to(device), None if p.rows is None else p.rows.to(device)

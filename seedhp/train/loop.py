@@ -11,8 +11,10 @@ from __future__ import annotations
 import functools
 import math
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -325,11 +327,9 @@ class Batches:
             and settings.augment == "none"
             and not settings.compile
         ):
-            xs = {id(p.x): p.x for p in (data.train, data.val, data.test)}  # a pool is shared
-            self.pools = {i: _prefold(data, x) for i, x in xs.items()}
-            self.data = data
+            self.pools, self.data = _prefolded(data), data
         else:
-            self.data = data.standardise()  # once, not per batch: the same values
+            self.data = _LAST_STANDARDISED.get(data, Splits.standardise)  # the same values
 
     def train(self, idx: Tensor) -> Tensor | Prefolded:
         """Rows idx (B, K) of the training part's x, seed k's in column k."""
@@ -361,6 +361,33 @@ def _rows(pool: Tensor, idx: Tensor) -> Tensor:
     """(N, F) pool, rows idx (B, K) -> (K, B, F), contiguous: block k is column k's rows."""
     K, B = idx.shape[1], idx.shape[0]
     return pool.index_select(0, idx.t().reshape(-1)).view(K, B, -1)
+
+
+class _Last:
+    """What was made from the last Splits (by identity), kept while they live, so that a sweep
+    of one-seed packs on the same data makes it once; one entry, so memory stays bounded."""
+
+    def __init__(self) -> None:
+        self.ref: weakref.ref[Splits] | None = None
+        self.value: Any = None
+
+    def get(self, data: Splits, make: Callable[[Splits], Any]) -> Any:
+        if self.ref is None or self.ref() is not data:
+            self.ref, self.value = weakref.ref(data), make(data)
+        return self.value
+
+
+_LAST_STANDARDISED, _LAST_PREFOLDED = _Last(), _Last()
+
+
+def _prefolded(data: Splits) -> dict[int, Tensor]:
+    """Each distinct part's x (by id; a pool of rows is shared) prefolded, made once per Splits."""
+
+    def make(d: Splits) -> dict[int, Tensor]:
+        xs = {id(p.x): p.x for p in (d.train, d.val, d.test)}
+        return {i: _prefold(d, x) for i, x in xs.items()}
+
+    return _LAST_PREFOLDED.get(data, make)
 
 
 def _prefold(data: Splits, x: Tensor) -> Tensor:
