@@ -259,3 +259,23 @@ def test_an_mlp_pack_gathers_its_batches_prefolded_with_the_same_records(monkeyp
             }
             assert all(torch.equal(a.state[n], b.state[n]) for n in a.state)  # type: ignore[index]
     assert calls == [True, True]
+
+
+def test_a_large_shared_evaluation_block_is_multiplied_in_place_with_the_same_results() -> None:
+    """Evaluation gives every seed the same examples; a large block (SHARED_BLOCK_MIN) goes to
+    the product as one block for all seeds (batch stride 0) instead of K copies: each seed's
+    logits are bit for bit those of its copy, and of the seed alone."""
+    from seedhp.train.pack import SHARED_BLOCK_MIN, Prefolded
+
+    seeds = [derive_seeds(s) for s in range(3)]
+    models = [
+        build_seeded(functools.partial(MLP, hidden=[16]), (1, 16, 16), 5, s.init) for s in seeds
+    ]
+    pack, alone = Pack(models).eval(), Pack(models[1:2]).eval()
+    n = SHARED_BLOCK_MIN // 257 + 7  # rows of 256 features and a 1
+    block = torch.cat([torch.randn(n, 256), torch.ones(n, 1)], 1)
+    with torch.no_grad():
+        shared = pack(Prefolded(block.unsqueeze(0).expand(3, n, 257)))
+        copied = pack(Prefolded(block.unsqueeze(0).expand(3, n, 257).contiguous()))
+        one = alone(Prefolded(block.unsqueeze(0)))
+    assert torch.equal(shared, copied) and torch.equal(shared[:, 1], one[:, 0])
