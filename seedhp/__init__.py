@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from seedhp.optuna_api import optimize as optimize
     from seedhp.optuna_api import report as report
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = [
     "ConfigError",
     "ModelFactory",
