@@ -451,16 +451,21 @@ class _SeedFlatten(nn.Module):
 def _seed_major_chain(net: nn.Module) -> list[nn.Module] | None:
     """The packed modules of an MLP-shaped net, to run seed-major, or None.
 
-    A Sequential of (an optional leading) Flatten, packed Linear layers, dropout and
-    elementwise activations computes each seed's values whatever the layout of the
-    activations, so it can skip the packed layout's transposes between layers: every product
+    A Sequential (whose forward is Sequential's own) of an optional leading Flatten, packed
+    Linear layers, dropout and elementwise activations computes each seed's values whatever
+    the layout of the activations, so it can skip the packed layout's transposes between
+    layers: every product
     gets the same operands in the same aligned layout, so the results are bit for bit the same
     (tests/train/test_pack.py)."""
-    if not isinstance(net, nn.Sequential) or not any(isinstance(m, PackedLinear) for m in net):
+    if (
+        not isinstance(net, nn.Sequential)
+        or type(net).forward is not nn.Sequential.forward  # a forward of its own: as written
+        or not any(isinstance(m, PackedLinear) for m in net)
+    ):
         return None
     chain: list[nn.Module] = []
     for i, m in enumerate(net):
-        if isinstance(m, nn.Flatten) and i == 0 and m.start_dim == 1 and m.end_dim == -1:
+        if type(m) is nn.Flatten and i == 0 and m.start_dim == 1 and m.end_dim == -1:
             chain.append(_SeedFlatten())
         elif isinstance(m, (PackedLinear, PackedDropout)) or type(m) in _ELEMENTWISE:
             chain.append(m)

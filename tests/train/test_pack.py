@@ -228,6 +228,19 @@ def test_a_net_that_is_not_mlp_shaped_keeps_the_packed_layout() -> None:
     assert Pack(cnn).chain is None
     assert Pack([normed, copy.deepcopy(normed)]).chain is None  # batch norm: not elementwise
 
+    class Doubled(MLP):  # a forward of its own is computed as written
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 2 * super().forward(x)
+
+    own = [
+        build_seeded(functools.partial(Doubled, hidden=[8]), (1, 6, 6), 5, s.init) for s in seeds
+    ]
+    pack = Pack(own).eval()
+    assert pack.chain is None and not pack.prefolds
+    x = torch.randn(4, 2, 1, 6, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(pack(x)[:, 1], own[1].eval()(x[:, 1]), rtol=1e-5, atol=1e-6)
+
 
 def test_an_mlp_pack_gathers_its_batches_prefolded_with_the_same_records(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Batches of an MLP pack are gathered straight into its first layer's operand (Prefolded):
