@@ -203,14 +203,17 @@ class PackedLinear(nn.Module):
     def seed_major(self, xk: Tensor) -> Tensor:
         """(K, B, in) -> (K, B, out)."""
         if xk.is_cuda:  # cuBLAS promises no K-invariance anyway: the fastest form
-            wt = self.weight.transpose(1, 2)
-            if self.bias is None:
-                return torch.bmm(xk, wt)
-            return torch.baddbmm(self.bias[:, None, :], xk, wt)
+            return _broadcast_linear(xk, self.weight, self.bias)
         # The bias is a last row of W against a column of ones, so autograd reduces its
         # gradient inside the GEMM. A broadcast add would reduce it over a (K, B, out) view
         # whose strides, and so whose summation order, change with K.
         return _FoldedLinear.apply(*_autocast(xk, self.weight, self.bias))
+
+
+def _broadcast_linear(xk: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """(K, B, in) -> (K, B, out) with the bias broadcast into the product (CUDA's form)."""
+    wt = weight.transpose(1, 2)
+    return torch.bmm(xk, wt) if bias is None else torch.baddbmm(bias[:, None, :], xk, wt)
 
 
 class PackedConv2d(nn.Module):

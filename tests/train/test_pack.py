@@ -292,3 +292,20 @@ def test_a_large_shared_evaluation_block_is_multiplied_in_place_with_the_same_re
         copied = pack(Prefolded(block.unsqueeze(0).expand(3, n, 257).contiguous()))
         one = alone(Prefolded(block.unsqueeze(0)))
     assert torch.equal(shared, copied) and torch.equal(shared[:, 1], one[:, 0])
+
+
+def test_the_cuda_form_of_a_packed_linear_computes_the_same_function() -> None:
+    """On CUDA a packed Linear is baddbmm with the bias broadcast (no K-invariance to keep);
+    run here on the CPU it agrees with the folded form to rounding, values and gradients."""
+    from seedhp.train.pack import _broadcast_linear, _FoldedLinear
+
+    torch.manual_seed(0)
+    x, w, b = torch.randn(3, 9, 7), torch.randn(3, 5, 7), torch.randn(3, 5)
+    out = []
+    for f in (lambda *t: _FoldedLinear.apply(*t), _broadcast_linear):
+        leaves = [t.clone().requires_grad_() for t in (x, w, b)]
+        y = f(*leaves)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        out.append([y, *(t.grad for t in leaves)])
+    for a, c in zip(*out, strict=True):
+        torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-5)
